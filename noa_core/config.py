@@ -1,0 +1,485 @@
+"""Typed configuration: every YAML schema, the presets and the loader.
+
+All models forbid unknown keys (the original silently dropped misspelt keys and whole sections).
+``load_config`` accepts a preset name (``tiny``, ``small``, ``paper``) or a YAML path; a file may
+start from a preset with ``extends: NAME`` and override any key. Errors name the file, the key
+path and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from noa_core.errors import ConfigError
+
+PRESETS: tuple[str, ...] = ("tiny", "small", "paper")
+
+# Order of the θ groups in the parameter vector (the original's arch → stoch → operator → evolution).
+THETA_GROUPS: tuple[str, ...] = ("architecture", "stochastic", "operator", "evolution")
+
+ACTIVATIONS: tuple[str, ...] = ("gelu", "relu", "silu", "tanh")
+UPDATE_POLICIES: tuple[str, ...] = ("residual", "convex", "autoregressive")
+IC_TYPES: tuple[str, ...] = ("grf", "multiscale_grf", "localized", "structured")
+STRUCTURE_TYPES: tuple[str, ...] = ("circle", "stripe", "blob")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+class StrictModel(BaseModel):
+    """Base for every schema: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_bounds(lo: float, hi: float) -> None:
+    if lo > hi:
+        raise ValueError(f"lower bound {lo} is above upper bound {hi}; expected [low, high]")
+    if lo == hi:
+        raise ValueError(f"bounds [{lo}, {hi}] hold one value; declare the slot `constant`")
+
+
+# ---------------------------------------------------------------------------------------------
+# θ parameter declarations
+# ---------------------------------------------------------------------------------------------
+
+
+class IntegerParam(StrictModel):
+    """Integer slot: value = round(lo + u (hi − lo)) (numpy rounding, half-width end bins)."""
+
+    type: Literal["integer"]
+    bounds: tuple[int, int]
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntegerParam:
+        _check_bounds(*self.bounds)
+        return self
+
+
+class ContinuousParam(StrictModel):
+    """Continuous slot: lo + u (hi − lo), or log-uniform between the bounds when ``log_scale``."""
+
+    type: Literal["continuous"]
+    bounds: tuple[float, float]
+    log_scale: bool = False
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ContinuousParam:
+        _check_bounds(*self.bounds)
+        if self.log_scale and self.bounds[0] <= 0:
+            raise ValueError(f"log_scale needs a positive lower bound, got {self.bounds[0]}")
+        return self
+
+
+class ChoiceParam(StrictModel):
+    """Choice slot: index ⌊u n⌋ (unweighted) or searchsorted(cumsum(weights), u, right)."""
+
+    type: Literal["choice"]
+    choices: list[str | int | float] = Field(min_length=1)
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _choices(self) -> ChoiceParam:
+        if len(self.choices) == 1:
+            raise ValueError("a choice with one value is not sampled; declare the slot `constant`")
+        if len(set(map(repr, self.choices))) != len(self.choices):
+            raise ValueError(f"choices repeat a value: {self.choices}")
+        if self.weights is not None:
+            if len(self.weights) != len(self.choices):
+                raise ValueError(
+                    f"{len(self.weights)} weights for {len(self.choices)} choices; expected one each"
+                )
+            if any(w < 0 for w in self.weights) or not math.isclose(sum(self.weights), 1.0,
+                                                                    abs_tol=1e-6):
+                raise ValueError(f"weights must be non-negative and sum to 1, got {self.weights}")
+        return self
+
+
+class BooleanParam(StrictModel):
+    """Boolean slot: u > 0.5."""
+
+    type: Literal["boolean"]
+
+
+class ConstantParam(StrictModel):
+    """A slot that keeps one value: it holds a place in θ but is not sampled."""
+
+    type: Literal["constant"]
+    value: bool | int | float | str
+
+
+ParamSpec = Annotated[
+    IntegerParam | ContinuousParam | ChoiceParam | BooleanParam | ConstantParam,
+    Field(discriminator="type"),
+]
+
+# What each θ slot may be declared as, and which values act on the operator. A sampled slot
+# that cannot change the operator or its rollout is refused (the original sampled a dropout that
+# eval mode disabled and a spatial correlation that was never wired).
+_SLOT_TYPES: dict[str, tuple[str, ...]] = {
+    "num_layers": ("integer", "constant"),
+    "base_channels": ("integer", "constant"),
+    "kernel_size": ("choice", "constant"),
+    "activation": ("choice", "constant"),
+    "dropout_rate": ("constant",),
+    "noise_type": ("constant",),
+    "noise_scale": ("continuous", "constant"),
+    "noise_schedule": ("constant",),
+    "spatial_correlation": ("continuous", "constant"),
+    "normalization": ("constant",),
+    "grid_size": ("constant",),
+    "update_policy": ("choice", "constant"),
+    "dt": ("continuous", "constant"),
+    "alpha": ("continuous", "constant"),
+}
+_INERT_REASON: dict[str, str] = {
+    "dropout_rate": "operators run in eval mode during rollouts, so dropout never acts",
+    "noise_type": "only gaussian noise is implemented",
+    "noise_schedule": "only a constant noise schedule is implemented",
+    "normalization": "only instance normalisation is implemented",
+    "grid_size": "the grid is fixed by dynamics.grid",
+}
+REQUIRED_SLOTS: tuple[str, ...] = (
+    "num_layers", "base_channels", "kernel_size", "noise_scale", "update_policy",
+)
+_ALLOWED_VALUES: dict[str, tuple[Any, ...]] = {
+    "activation": ACTIVATIONS,
+    "noise_type": ("gaussian",),
+    "noise_schedule": ("constant",),
+    "normalization": ("instance",),
+    "update_policy": UPDATE_POLICIES,
+}
+
+
+def _values_of(spec: ParamSpec) -> list[Any]:
+    if isinstance(spec, ChoiceParam):
+        return list(spec.choices)
+    if isinstance(spec, ConstantParam):
+        return [spec.value]
+    if isinstance(spec, IntegerParam | ContinuousParam):
+        return list(spec.bounds)
+    return [False, True]
+
+
+def _check_slot(name: str, spec: ParamSpec) -> None:
+    if name not in _SLOT_TYPES:
+        raise ValueError(
+            f"unknown θ slot {name!r}; known slots: {', '.join(_SLOT_TYPES)}"
+        )
+    allowed = _SLOT_TYPES[name]
+    if spec.type not in allowed:
+        why = _INERT_REASON.get(name, "")
+        raise ValueError(
+            f"slot {name!r} cannot be of type {spec.type!r}; expected one of {allowed}"
+            + (f" ({why})" if why else "")
+        )
+    values = _values_of(spec)
+    if name in _ALLOWED_VALUES and any(v not in _ALLOWED_VALUES[name] for v in values):
+        raise ValueError(f"slot {name!r} takes values in {_ALLOWED_VALUES[name]}, got {values}")
+    if name == "kernel_size" and any(not isinstance(v, int) or v < 1 or v % 2 == 0
+                                     for v in values):
+        raise ValueError(f"kernel_size takes odd positive integers, got {values}")
+    if name in ("num_layers", "base_channels") and min(values) < 1:
+        raise ValueError(f"{name} must be at least 1, got {values}")
+    if name in ("noise_scale", "spatial_correlation", "dt") and min(values) < 0:
+        raise ValueError(f"{name} must be non-negative, got {values}")
+    if name == "spatial_correlation" and max(values) >= 1:
+        raise ValueError(f"spatial_correlation is a fraction of the grid below 1, got {values}")
+    if name == "alpha" and not all(0 <= v < 1 for v in values):
+        raise ValueError(f"alpha must lie in [0, 1), got {values}")
+
+
+class ParameterSpaceConfig(StrictModel):
+    """The θ declaration: four ordered groups of named slots (YAML order within a group)."""
+
+    architecture: dict[str, ParamSpec]
+    stochastic: dict[str, ParamSpec]
+    operator: dict[str, ParamSpec]
+    evolution: dict[str, ParamSpec]
+
+    @model_validator(mode="after")
+    def _slots(self) -> ParameterSpaceConfig:
+        seen: set[str] = set()
+        for group in THETA_GROUPS:
+            for name, spec in getattr(self, group).items():
+                if name in seen:
+                    raise ValueError(f"slot {name!r} is declared twice")
+                seen.add(name)
+                try:
+                    _check_slot(name, spec)
+                except ValueError as exc:
+                    raise ValueError(f"{group}.{name}: {exc}") from None
+        missing = [s for s in REQUIRED_SLOTS if s not in seen]
+        if missing:
+            raise ValueError(f"required θ slots missing: {missing}")
+        return self
+
+    def slots(self) -> list[tuple[str, ParamSpec]]:
+        """All slots in vector order: groups in ``THETA_GROUPS`` order, YAML order inside."""
+        return [(n, s) for g in THETA_GROUPS for n, s in getattr(self, g).items()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Initial conditions
+# ---------------------------------------------------------------------------------------------
+
+
+def _range(lo_hi: tuple[float, float], name: str, positive: bool = True) -> None:
+    lo, hi = lo_hi
+    if lo > hi:
+        raise ValueError(f"{name}: lower bound {lo} is above upper bound {hi}")
+    if positive and lo <= 0:
+        raise ValueError(f"{name}: expected positive values, got {lo_hi}")
+
+
+class GRFConfig(StrictModel):
+    """Gaussian random field; the correlation length ℓ is a fraction of the domain side.
+
+    Spectrum ∝ exp(−(2π k ℓ)² / 2) with k in cycles per domain side, i.e. a Gaussian covariance
+    of length ℓ·grid pixels: a larger ℓ really band-limits the field (the original's ℓ was so small
+    against its frequency units that every "GRF" was white noise).
+    """
+
+    length_scale: tuple[float, float] = (0.03, 0.15)
+    variance: tuple[float, float] = (0.25, 4.0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> GRFConfig:
+        _range(self.length_scale, "length_scale")
+        _range(self.variance, "variance")
+        return self
+
+
+class MultiscaleGRFConfig(StrictModel):
+    """Sum of GRFs over one band of length scales (drawn uniformly among the bands)."""
+
+    bands: list[list[float]] = [[0.3, 0.35, 0.4], [0.08, 0.1, 0.12], [0.02, 0.025, 0.03]]
+    variance: float = Field(1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _bands(self) -> MultiscaleGRFConfig:
+        if not self.bands or any(not b or min(b) <= 0 for b in self.bands):
+            raise ValueError(f"bands must be non-empty lists of positive scales, got {self.bands}")
+        return self
+
+
+class LocalizedConfig(StrictModel):
+    """Sum of Gaussian blobs; width is a fraction of the grid side (5–15 px at 64²)."""
+
+    num_blobs: int = Field(5, ge=1)
+    width: tuple[float, float] = (5 / 64, 15 / 64)
+    amplitude_std: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> LocalizedConfig:
+        _range(self.width, "width")
+        return self
+
+
+class StructuredConfig(StrictModel):
+    """Circles, stripes and blobs, each added to one random channel."""
+
+    num_structures: int = Field(5, ge=1)
+    types: list[Literal["circle", "stripe", "blob"]] = list(STRUCTURE_TYPES)
+    circle_radius_max: float = Field(0.2, gt=0, lt=1)
+    circle_amplitude_std: float = Field(2.0, gt=0)
+    stripe_frequency: tuple[float, float] = (1.0, 6.0)
+    blob_width: tuple[float, float] = (0.02, 0.15)
+    blob_amplitude_std: float = Field(3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> StructuredConfig:
+        _range(self.stripe_frequency, "stripe_frequency")
+        _range(self.blob_width, "blob_width")
+        if not self.types:
+            raise ValueError("types must name at least one structure")
+        return self
+
+
+class InitialConditionConfig(StrictModel):
+    """IC family weights (the type is drawn per sample with a seeded generator) and parameters."""
+
+    weights: dict[Literal["grf", "multiscale_grf", "localized", "structured"], float] = {
+        "grf": 0.25, "multiscale_grf": 0.25, "localized": 0.25, "structured": 0.25,
+    }
+    grf: GRFConfig = GRFConfig()
+    multiscale_grf: MultiscaleGRFConfig = MultiscaleGRFConfig()
+    localized: LocalizedConfig = LocalizedConfig()
+    structured: StructuredConfig = StructuredConfig()
+
+    @model_validator(mode="after")
+    def _weights(self) -> InitialConditionConfig:
+        w = list(self.weights.values())
+        if not w or any(x < 0 for x in w) or not math.isclose(sum(w), 1.0, abs_tol=1e-6):
+            raise ValueError(f"weights must be non-negative and sum to 1, got {self.weights}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Dynamics and dataset
+# ---------------------------------------------------------------------------------------------
+
+
+class DynamicsConfig(StrictModel):
+    """Grid, channels and the time axis shared by generation, replay, features and training.
+
+    ``feature_horizon`` H counts the steps after the context; ``context_max`` K_max the observed
+    steps before it; a stored trajectory has K_max + H updates, i.e. K_max + H + 1 states.
+    """
+
+    grid: int = Field(ge=8)
+    channels: int = Field(ge=1)
+    feature_horizon: int = Field(ge=1)
+    context_max: int = Field(ge=0)
+    realizations: int = Field(ge=1)
+    dt: float = Field(0.01, gt=0)
+    alpha: float = Field(0.5, ge=0, lt=1)
+    num_threads: int = Field(1, ge=1)
+    device: Literal["cpu", "cuda"] = "cpu"
+    replay_timeout_s: float = Field(600.0, gt=0)
+
+    @property
+    def steps(self) -> int:
+        """Updates per stored trajectory: K_max + H."""
+        return self.context_max + self.feature_horizon
+
+
+class SplitConfig(StrictModel):
+    """Integer split weights; each block of ``train + val + test`` consecutive ids is split exactly."""
+
+    train: int = Field(4, ge=1)
+    val: int = Field(1, ge=0)
+    test: int = Field(1, ge=1)
+
+    @property
+    def block(self) -> int:
+        return self.train + self.val + self.test
+
+
+class DatasetConfig(StrictModel):
+    """Generation of the operator dataset (θ, ICs, optionally the trajectories)."""
+
+    num_samples: int = Field(ge=1)
+    seed: int = Field(0, ge=0)
+    split: SplitConfig = SplitConfig()
+    store_trajectories: bool = True
+    trajectory_dtype: Literal["float32", "float16"] = "float32"
+    chunk_samples: int = Field(8, ge=1)
+    compression_level: int = Field(4, ge=0, le=9)
+
+
+class NOAConfig(StrictModel):
+    """One file configures a whole run; later layers add their own sections."""
+
+    name: str = "custom"
+    dynamics: DynamicsConfig
+    parameter_space: ParameterSpaceConfig
+    initial_conditions: InitialConditionConfig = InitialConditionConfig()
+    dataset: DatasetConfig
+
+    @model_validator(mode="after")
+    def _grid(self) -> NOAConfig:
+        for name, spec in self.parameter_space.slots():
+            if name == "grid_size" and isinstance(spec, ConstantParam) \
+                    and spec.value != self.dynamics.grid:
+                raise ValueError(
+                    f"parameter_space grid_size {spec.value} disagrees with dynamics.grid "
+                    f"{self.dynamics.grid}"
+                )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def preset_path(name: str) -> Path:
+    """Path of a packaged preset YAML."""
+    return Path(str(resources.files("noa_core") / "presets" / f"{name}.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file (or preset: {', '.join(PRESETS)})") \
+            from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _resolve(source: str | Path, chain: tuple[str, ...] = ()) -> tuple[Path, dict[str, Any]]:
+    path = preset_path(str(source)) if str(source) in PRESETS else Path(source)
+    if str(path) in chain:
+        raise ConfigError(f"{path}: `extends` loops: {' → '.join((*chain, str(path)))}")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return path, data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a preset name or a path, got {parent!r}")
+    parent_src = parent if parent in PRESETS else str(path.parent / parent)
+    _, base = _resolve(parent_src, (*chain, str(path)))
+    return path, _deep_merge(base, data)
+
+
+def format_validation_error(path: Path | str, exc: ValidationError) -> str:
+    """One line per problem: ``FILE: key.path: message (got VALUE)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        # Discriminated unions add the tag to the location; it is noise for the reader.
+        loc = ".".join(p for p in loc.split(".") if p not in
+                       ("integer", "continuous", "choice", "boolean", "constant"))
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        shown = "" if err["type"] == "missing" or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{path}: {loc or '<top>'}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: Mapping[str, Any], origin: Path | str = "<dict>") -> NOAConfig:
+    """Validate a mapping as an ``NOAConfig``; errors name ``origin`` and the key path."""
+    try:
+        return NOAConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(origin, exc)) from None
+
+
+def load_config(source: str | Path) -> NOAConfig:
+    """Load a preset by name or a YAML file (which may ``extends:`` a preset or another file)."""
+    path, data = _resolve(source)
+    return config_from_dict(data, path)
+
+
+def dump_config(cfg: NOAConfig) -> str:
+    """The resolved configuration as YAML (what a run stores beside its outputs)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,21 @@
+"""Exceptions that the CLI turns into one clear line on stderr.
+
+Every message names the file (or object) and the key at fault and what was expected, so a user
+can fix the input without reading a traceback.
+"""
+
+
+class NOAError(Exception):
+    """Base class for user-facing errors: bad input, not a bug in this package."""
+
+
+class ConfigError(NOAError):
+    """A YAML configuration file is unreadable or does not match its schema."""
+
+
+class DatasetError(NOAError):
+    """An HDF5 dataset or replay file is missing, truncated or does not match the layout."""
+
+
+class ReplayError(NOAError):
+    """A rollout diverged, a replay worker failed or hung, or replay inputs disagree."""
