@@ -21,7 +21,7 @@ from noa_core.errors import ConfigError
 
 PRESETS: tuple[str, ...] = ("tiny", "small", "paper")
 
-# Order of the θ groups in the parameter vector (the original's arch → stoch → operator → evolution).
+# Order of the θ groups in the vector (the original's arch → stoch → operator → evolution).
 THETA_GROUPS: tuple[str, ...] = ("architecture", "stochastic", "operator", "evolution")
 
 ACTIVATIONS: tuple[str, ...] = ("gelu", "relu", "silu", "tanh")
@@ -92,7 +92,8 @@ class ChoiceParam(StrictModel):
         if self.weights is not None:
             if len(self.weights) != len(self.choices):
                 raise ValueError(
-                    f"{len(self.weights)} weights for {len(self.choices)} choices; expected one each"
+                    f"{len(self.weights)} weights for {len(self.choices)} choices; expected one "
+                    "each"
                 )
             if any(w < 0 for w in self.weights) or not math.isclose(sum(self.weights), 1.0,
                                                                     abs_tol=1e-6):
@@ -350,7 +351,7 @@ class DynamicsConfig(StrictModel):
 
 
 class SplitConfig(StrictModel):
-    """Integer split weights; each block of ``train + val + test`` consecutive ids is split exactly."""
+    """Integer split weights: each block of train + val + test consecutive ids splits exactly."""
 
     train: int = Field(4, ge=1)
     val: int = Field(1, ge=0)

@@ -174,7 +174,7 @@ class CNOOperator:
 
 def correlation_filter(grid: int, correlation: float, device: str | torch.device = "cpu"
                        ) -> torch.Tensor | None:
-    """rfft2 filter [grid, grid//2+1] that turns unit white noise into unit-variance correlated noise.
+    """rfft2 filter [grid, grid//2+1]: unit white noise → unit-variance correlated noise.
 
     A Gaussian kernel of std s·grid/2π px has transfer exp(−(f·s·grid)²/2) (f in cycles/px). It
     is divided by √mean(G²) over the full spectrum, the analytic variance of filtered white

@@ -55,7 +55,7 @@ def map_unit(spec: ParamSpec, u: float) -> Any:
     if isinstance(spec, ChoiceParam):
         n = len(spec.choices)
         if spec.weights is None:
-            idx = min(int(math.floor(u * n)), n - 1)
+            idx = min(math.floor(u * n), n - 1)
         else:
             idx = int(np.searchsorted(np.cumsum(spec.weights), u, side="right"))
             idx = min(max(idx, 0), n - 1)
@@ -136,7 +136,8 @@ class ThetaSpace:
         """Map a unit vector [P] to ``{slot name: value}``."""
         u = np.asarray(u, dtype=np.float64)
         if u.shape != (self.dim,):
-            raise ValueError(f"θ has shape {u.shape}, expected ({self.dim},) for slots {self.names}")
+            raise ValueError(f"θ has shape {u.shape}, expected ({self.dim},) for slots "
+                             f"{self.names}")
         if not np.all(np.isfinite(u)):
             bad = [self.names[i] for i in np.flatnonzero(~np.isfinite(u))]
             raise ValueError(f"θ has non-finite values in slots {bad}")

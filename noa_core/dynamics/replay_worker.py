@@ -8,6 +8,7 @@ worker; the parent waits at most ``timeout_s`` and, past it, kills the worker an
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import traceback
 from collections.abc import Callable
@@ -119,9 +120,7 @@ class ReplayWorker:
 
     def close(self) -> None:
         if self._conn is not None and self._proc is not None and self._proc.is_alive():
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 self._conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
             self._proc.join(timeout=5)
         self._kill()

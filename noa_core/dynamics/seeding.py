@@ -51,7 +51,7 @@ PURPOSES: tuple[str, ...] = ("weights", "ic", "noise")
 
 
 def sample_seeds(dataset_seed: int, sample_id: int) -> dict[str, int]:
-    """Seeds of one sample: ``{"weights", "ic", "noise"}`` from (dataset seed, sample id, purpose)."""
+    """Seeds {"weights", "ic", "noise"} of one sample from (dataset seed, sample id, purpose)."""
     return {p: derive_seed(dataset_seed, sample_id, p) for p in PURPOSES}
 
 
