@@ -93,7 +93,7 @@ def _cmd_generate(a: argparse.Namespace) -> int:
 def _cmd_validate(a: argparse.Namespace) -> int:
     from noa_core.data.validate import validate_dataset
 
-    problems = validate_dataset(a.file)
+    problems = validate_dataset(a.file, deep=not a.quick)
     if problems:
         for line in problems:
             print(f"noa: error: {line}", file=sys.stderr)
@@ -167,6 +167,8 @@ def _dataset_parser(sub: argparse._SubParsersAction) -> None:
                         description="Check layout, shapes, dtypes, θ range and finiteness, "
                                     "split labels, ids and seeds.")
     v.add_argument("file", type=Path, metavar="FILE")
+    v.add_argument("--quick", action="store_true",
+                   help="skip the finiteness scan of the trajectories (large files)")
     v.set_defaults(func=_cmd_validate)
 
     i = dsub.add_parser("inspect", help="sizes, θ coverage, constant slots, policies, split",

@@ -1,0 +1,90 @@
+"""The `noa` command: help, the dataset and replay stages, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from noa_core.cli import main
+
+
+def test_console_script_help_lists_the_stages() -> None:
+    exe = shutil.which("noa")
+    assert exe, "the `noa` console script is installed with the package"
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for stage in ("dataset generate", "dataset validate", "dataset inspect", "replay merge"):
+        assert stage in out
+
+
+@pytest.mark.parametrize("argv", [["dataset", "generate"], ["dataset", "inspect"], ["replay"],
+                                  ["replay", "merge"], ["config", "show"]])
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "--help"])
+    assert info.value.code == 0
+    assert "usage: noa" in capsys.readouterr().out
+
+
+def test_generate_validate_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "d.h5"
+    assert main(["dataset", "generate", "--config", "tiny", "--out", str(out), "--n", "6",
+                 "--seed", "3", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "6 operators (train 4 / val 1 / test 1)" in text and "2 realizations × 18 steps" in text
+    assert main(["dataset", "validate", str(out)]) == 0
+    assert "valid" in capsys.readouterr().out
+    assert main(["dataset", "inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "constant slots kernel_size=3" in text and "dataset seed 3" in text
+    assert main(["dataset", "inspect", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["num_samples"] == 6 and rep["trajectories"]["states"] == 19
+    assert rep["constant_slots"]["grid_size"] == 16
+    sampled = [r["slot"] for r in rep["theta_coverage"] if "constant" not in r]
+    assert sampled == ["num_layers", "base_channels", "noise_scale", "spatial_correlation",
+                       "update_policy"]
+
+
+def test_replay_cli_writes_the_requested_steps(tiny_dataset: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.h5"
+    assert main(["replay", "--dataset", str(tiny_dataset), "--out", str(out), "--split", "val",
+                 "--steps", "5", "--realizations", "1", "--no-progress"]) == 0
+    assert "2 operators of split val" in capsys.readouterr().out
+    assert main(["dataset", "inspect", str(out), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["kind"] == "replay" and rep["trajectories"]["num_steps"] == 5
+    assert rep["split"] == {"train": 0, "val": 2, "test": 0}
+
+
+def test_bad_config_is_one_line_on_stderr(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: tiny\ndynamics: {grid: 4}\n")
+    assert main(["dataset", "generate", "--config", str(bad), "--out",
+                 str(tmp_path / "x.h5")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("noa: error: ") and "dynamics.grid" in err[0] and str(bad) in err[0]
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_validate_reports_a_truncated_file(tiny_dataset: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    cut = tmp_path / "cut.h5"
+    data = tiny_dataset.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    assert main(["dataset", "validate", str(cut)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("noa: error: ") and str(cut) in err
+
+
+def test_bad_shard_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["replay", "--dataset", "d.h5", "--out", "r.h5", "--shard", "3/3"])
+    assert info.value.code == 2
+    assert "0 ≤ I < N" in capsys.readouterr().err
