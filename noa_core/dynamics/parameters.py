@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from noa_core.config import (
     BooleanParam,
@@ -166,6 +165,8 @@ class ThetaSpace:
         """
         if n < 1:
             raise ValueError(f"need at least one sample, got {n}")
+        from scipy.stats import qmc  # ~0.7 s to import: only where a draw is made
+
         sobol_seed = derive_seed(seed, "theta-sobol")
         idx = self.sampled
         u = np.full((n, self.dim), CONSTANT_U, dtype=np.float64)
@@ -177,6 +178,8 @@ class ThetaSpace:
 
     def quality(self, u: np.ndarray, seed: int) -> SobolQuality:
         """Centred L2 discrepancy and |Pearson r| between sampled dimensions of a draw [n, P]."""
+        from scipy.stats import qmc
+
         pts = u[:, self.sampled]
         n, d = pts.shape
         cd = float(qmc.discrepancy(pts, method="CD")) if d and n > 1 else 0.0

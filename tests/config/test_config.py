@@ -109,3 +109,11 @@ def test_missing_file_and_loops_are_clear(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(ConfigError, match="loops"):
         load_config(tmp_path / "a.yaml")
+
+
+def test_every_shipped_config_file_loads() -> None:
+    files = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+    assert files, "configs/ ships example files"
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.name == f.stem

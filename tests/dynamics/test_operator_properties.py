@@ -58,7 +58,7 @@ def test_architecture_follows_the_original() -> None:
     op = CNOOperator.build(spec, 3, weight_seed=3)
     skips = [blk.skip is not None for blk in op.hidden]
     assert skips == [False, True, True, False, False]
-    assert op.noise_channels == 16
+    assert op.hidden_channels == 16
     assert op.stem.weight.shape == (4, 3, 5, 5)
     shallow = CNOOperator.build(_spec(num_layers=3, base_channels=4), 3, weight_seed=3)
     assert all(not hasattr(b, "skip") for b in shallow.hidden)
@@ -173,3 +173,18 @@ def test_every_sampled_slot_changes_the_rollout() -> None:
         changed = _motion_for(space, other)
         rel = float((changed - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt())
         assert rel > 0.05, f"slot {name} changed the rollout by only {rel:.2e}"
+
+
+def test_output_space_noise_has_the_law_of_hidden_noise() -> None:
+    """σ·S η after the 1×1 output has the covariance of σ·W ε added on the hidden features."""
+    op = CNOOperator.build(_spec(base_channels=6, noise_scale=1.0), 3, weight_seed=21)
+    noise = torch.cat([step_noise(op, 5, t, 4, 32, None) for t in range(1, 9)])  # [32, 3, H, W]
+    flat = noise.permute(1, 0, 2, 3).reshape(3, -1).double()
+    empirical = flat @ flat.T / flat.shape[1]
+    w = op.out_weight.flatten(1).double()
+    hidden = w @ w.T  # Cov(W ε) for ε ~ N(0, I) on the hidden channels
+    assert torch.allclose(empirical, hidden, atol=0.03 * float(hidden.diag().max()))
+    # And the operator adds exactly σ times that noise to its deterministic output.
+    x = _field(4)[None]
+    n = step_noise(op, 5, 1, 1, 32, None)
+    assert torch.allclose(op(x, n) - op(x), n, atol=1e-5)

@@ -1,0 +1,37 @@
+# The two commands of the README's quick start, and what they need.
+PYTHON ?= python3
+RUN_DIR ?= runs/demo
+PRESET ?= small
+# torch is pinned to the CPU build for local runs, CI and the CPU image; the CUDA image picks its own.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install demo test lint bench clean
+
+install:
+	$(PYTHON) -m pip install --quiet "$(TORCH_PIN)"
+	$(PYTHON) -m pip install --quiet -e ".[test]"
+
+# The main job on embedded defaults. Today it runs the stages that exist: generate the operator
+# dataset, check it, and replay its test split as 3 shards merged back into one file.
+demo: install
+	mkdir -p $(RUN_DIR)
+	noa dataset generate --config $(PRESET) --out $(RUN_DIR)/dataset.h5
+	noa dataset validate $(RUN_DIR)/dataset.h5
+	noa dataset inspect $(RUN_DIR)/dataset.h5
+	for i in 0 1 2; do noa replay --dataset $(RUN_DIR)/dataset.h5 --split test \
+	    --shard $$i/3 --out $(RUN_DIR)/replay-test-$$i.h5 || exit 1; done
+	noa replay merge $(RUN_DIR)/replay-test-0.h5 $(RUN_DIR)/replay-test-1.h5 \
+	    $(RUN_DIR)/replay-test-2.h5 --out $(RUN_DIR)/replay-test.h5
+	noa dataset validate $(RUN_DIR)/replay-test.h5
+
+lint:
+	$(PYTHON) -m ruff check .
+
+test: install lint
+	$(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) benchmarks/bench_replay.py
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache
