@@ -115,7 +115,7 @@ def _cmd_replay(a: argparse.Namespace) -> int:
 
     summary = replay_dataset(a.dataset, a.out, split=a.split, steps=a.steps,
                              realizations=a.realizations, shard=a.shard, config=a.config,
-                             workers=a.workers, progress=a.progress)
+                             workers=a.workers, progress=a.progress, device=a.device)
     print(f"wrote {summary['out']}: {summary['num_samples']} operators of split "
           f"{summary['split']} (shard {summary['shard']}), {summary['realizations']} "
           f"realizations × {summary['steps']} steps, {summary['seconds']:.1f} s")
@@ -199,6 +199,9 @@ def _replay_parser(prog: str) -> argparse.ArgumentParser:
                    help="replay the I-th of N contiguous shards of the split (default 0/1)")
     p.add_argument("--config", default=None, metavar="CFG",
                    help="configuration for a file in the original layout (which stores none)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="where rollouts run (default: dynamics.device); on cuda each rollout "
+                        "runs in a worker process killed after dynamics.replay_timeout_s")
     _workers(p)
     _add_common(p)
     p.set_defaults(func=_cmd_replay)

@@ -63,6 +63,10 @@ def replay_dataset(dataset: str | Path, out: str | Path, *, split: str = "all",
         dyn = cfg.dynamics
         steps = dyn.steps if steps is None else steps
         m = dyn.realizations if realizations is None else realizations
+        space = ThetaSpace(cfg.parameter_space, dyn)
+        if reader.theta_dim != space.dim:
+            raise DatasetError(f"{dataset}: parameters/params has {reader.theta_dim} θ slots, "
+                               f"the configuration declares {space.dim} ({space.names})")
         rows = select_rows(reader, split, shard)
         if rows.size == 0:
             raise DatasetError(f"{dataset}: shard {shard[0]}/{shard[1]} of split {split!r} holds "
@@ -83,7 +87,6 @@ def replay_dataset(dataset: str | Path, out: str | Path, *, split: str = "all",
             L.ATTR_SOURCE_SHA256: L.sha256_file(dataset),
             L.ATTR_SHARD: f"{shard[0]}/{shard[1]}",
         }
-    space = ThetaSpace(cfg.parameter_space, dyn)
     jobs = [(Sample(int(ids[k]), theta[k], seeds[k]), ics[k], steps, m) for k in range(len(rows))]
     workers = default_workers(len(jobs), workers)
     dev = device or dyn.device

@@ -88,3 +88,33 @@ def test_bad_shard_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
         main(["replay", "--dataset", "d.h5", "--out", "r.h5", "--shard", "3/3"])
     assert info.value.code == 2
     assert "0 ≤ I < N" in capsys.readouterr().err
+
+
+def test_original_layout_file_is_inspected_and_replayed_with_a_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file in the original layout (no seeds, split, ids or config) still reads and replays."""
+    import h5py
+    import numpy as np
+
+    legacy = tmp_path / "legacy.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(legacy, "w") as f:
+        f["parameters/params"] = rng.random((6, 12)).astype(np.float32)
+        f["inputs/fields"] = rng.standard_normal((6, 2, 16, 16)).astype(np.float32)
+    assert main(["dataset", "inspect", str(legacy)]) == 0
+    text = capsys.readouterr().out
+    assert "original (legacy)" in text and "derived from the sample index and θ bytes" in text
+    out = tmp_path / "r.h5"
+    assert main(["replay", "--dataset", str(legacy), "--out", str(out), "--no-progress"]) == 1
+    assert "pass --config" in capsys.readouterr().err
+    assert main(["replay", "--dataset", str(legacy), "--out", str(out), "--config", "tiny",
+                 "--no-progress"]) == 0
+    assert main(["replay", "--dataset", str(legacy), "--out", str(out), "--config", "tiny",
+                 "--no-progress"]) == 0  # and again: same file, overwritten atomically
+    assert main(["dataset", "validate", str(out)]) == 0
+    bad = tmp_path / "wide.h5"
+    with h5py.File(bad, "w") as f:
+        f["parameters/params"] = rng.random((2, 5))
+        f["inputs/fields"] = rng.standard_normal((2, 2, 16, 16)).astype(np.float32)
+    assert main(["replay", "--dataset", str(bad), "--out", str(out), "--config", "tiny"]) == 1
+    assert "5 θ slots" in capsys.readouterr().err
