@@ -374,6 +374,72 @@ class DatasetConfig(StrictModel):
     compression_level: int = Field(4, ge=0, le=9)
 
 
+# ---------------------------------------------------------------------------------------------
+# Tokenizer (Phase 0 stand-in: categorical hierarchical VQ-VAE and family encoders)
+# ---------------------------------------------------------------------------------------------
+
+
+class CleaningConfig(StrictModel):
+    """Column cleaning, fitted on the train split only."""
+
+    min_std: float = Field(1e-8, ge=0)  # relative to 1 + |median|: a column below it is constant
+    dedup_abs_corr: float = Field(0.99, gt=0, le=1)
+    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+
+    @model_validator(mode="after")
+    def _pct(self) -> CleaningConfig:
+        lo, hi = self.clip_percentiles
+        if not 0 <= lo < hi <= 100:
+            raise ValueError(f"clip_percentiles must satisfy 0 ≤ low < high ≤ 100, got {lo, hi}")
+        return self
+
+
+class VQConfig(StrictModel):
+    """Categories, the per-category encoders and the 3-level EMA codebooks."""
+
+    max_categories: int = Field(8, ge=2)
+    min_features_per_category: int = Field(3, ge=1)
+    group_hidden_dim: int = Field(64, ge=4)
+    group_embedding_dim: int = Field(32, ge=4)
+    level_ratios: tuple[float, float, float] = (0.5, 1.0, 1.5)
+    max_codebook_size: int = Field(16, ge=2)
+    commitment_beta: float = Field(0.35, gt=0)
+    ema_decay: float = Field(0.99, gt=0, lt=1)
+    dead_code_interval: int = Field(50, ge=0)  # optimiser steps between resets (0: never)
+    dead_code_threshold: float = Field(0.05, ge=0)  # EMA usage below this fraction of uniform
+    partial_decoder_weight: float = Field(0.1, ge=0)
+
+
+class TrainingLoopConfig(StrictModel):
+    """An optimisation loop: Adam, batches, epochs, early stopping on the validation loss."""
+
+    epochs: int = Field(150, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    patience: int = Field(30, ge=1)
+    min_delta: float = Field(1e-4, ge=0)
+    seed: int = Field(0, ge=0)
+
+
+class FamilyEncoderConfig(StrictModel):
+    """The three family autoencoders whose embeddings the NOA heads are trained to match."""
+
+    initial_cnn_dim: int = Field(28, ge=1)  # + the 14 manual features = 42
+    summary_dim: int = Field(128, ge=1)
+    temporal_dim: int = Field(128, ge=1)
+    hidden_dim: int = Field(256, ge=8)
+    training: TrainingLoopConfig = TrainingLoopConfig(epochs=60, patience=15)
+
+
+class TokenizerConfig(StrictModel):
+    """`noa tokenizer train`: cleaning, categories, VQ-VAE, family encoders, training."""
+
+    cleaning: CleaningConfig = CleaningConfig()
+    vq: VQConfig = VQConfig()
+    training: TrainingLoopConfig = TrainingLoopConfig()
+    families: FamilyEncoderConfig = FamilyEncoderConfig()
+
+
 class NOAConfig(StrictModel):
     """One file configures a whole run; later layers add their own sections."""
 
@@ -382,6 +448,7 @@ class NOAConfig(StrictModel):
     parameter_space: ParameterSpaceConfig
     initial_conditions: InitialConditionConfig = InitialConditionConfig()
     dataset: DatasetConfig
+    tokenizer: TokenizerConfig = TokenizerConfig()
 
     @model_validator(mode="after")
     def _grid(self) -> NOAConfig:

@@ -19,3 +19,7 @@ class DatasetError(NOAError):
 
 class ReplayError(NOAError):
     """A rollout diverged, a replay worker failed or hung, or replay inputs disagree."""
+
+
+class TokenizerError(NOAError):
+    """A tokenizer checkpoint is incomplete, unsafe, or does not match the features given."""
