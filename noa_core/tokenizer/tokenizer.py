@@ -174,9 +174,9 @@ def _read_config(path: Path) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise TokenizerError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(cfg, dict) or cfg.get("format") != CHECKPOINT_FORMAT:
-        raise TokenizerError(f"{path}: format is {cfg.get('format') if isinstance(cfg, dict) else None!r},"
-                             f" expected {CHECKPOINT_FORMAT!r}")
+    fmt = cfg.get("format") if isinstance(cfg, dict) else None
+    if fmt != CHECKPOINT_FORMAT:
+        raise TokenizerError(f"{path}: format is {fmt!r}, expected {CHECKPOINT_FORMAT!r}")
     if cfg.get("version") != CHECKPOINT_VERSION:
         raise TokenizerError(f"{path}: checkpoint version {cfg.get('version')!r}, this code reads "
                              f"version {CHECKPOINT_VERSION}")

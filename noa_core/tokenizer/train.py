@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from noa_core.config import NOAConfig, TrainingLoopConfig, config_from_dict, load_config
 from noa_core.data.hdf5_reader import DatasetReader
 from noa_core.errors import DatasetError
-from noa_core.features.extract import Features, FeatureExtractor, feature_window, tokenizer_input
+from noa_core.features.extract import FeatureExtractor, Features, feature_window, tokenizer_input
 from noa_core.features.schema import FeatureSchema, feature_schema
 from noa_core.tokenizer.metrics import codebook_metrics, topographic_correlation
 from noa_core.tokenizer.preprocess import fit_preprocessing
@@ -231,8 +231,8 @@ def train_tokenizer(dataset: str | Path, out: str | Path, config: str | Path | N
     metrics.update({
         "family_recon_mse": {k: v["best_val_loss"] for k, v in history["families"].items()},
         "preprocessing": fit.summary(), "num_codebooks": len(tok.codebook_sizes),
-        "codebook_sizes": tok.codebook_sizes, "train_rows": int(len(tr)),
-        "val_rows": int(len(va)), "best_epoch": history["vqvae"]["best_epoch"],
+        "codebook_sizes": tok.codebook_sizes, "train_rows": len(tr),
+        "val_rows": len(va), "best_epoch": history["vqvae"]["best_epoch"],
         "epochs_run": history["vqvae"]["epochs_run"], "feature_schema": data.schema.describe(),
         "seconds": round(time.perf_counter() - started, 1),
     })

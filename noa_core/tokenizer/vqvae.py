@@ -25,7 +25,7 @@ def codebook_sizes(n: int, cap: int) -> tuple[int, int, int]:
 
     b = ⌊7·log2 n⌋; K0 = max(15, 4⌊b/4⌋), K1 = max(6, ⌊b/2⌋), K2 = max(6, ⌊b/4⌋).
     """
-    b = int(math.floor(7 * math.log2(max(n, 2))))
+    b = math.floor(7 * math.log2(max(n, 2)))
     ks = (max(15, 4 * (b // 4)), max(6, b // 2), max(6, b // 4))
     return tuple(min(k, cap) for k in ks)  # type: ignore[return-value]
 
