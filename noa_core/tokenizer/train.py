@@ -46,9 +46,14 @@ def take(f: Features, idx: np.ndarray | torch.Tensor) -> Features:
     return Features(f.initial[i], f.temporal[i], f.summary_per_realization[i], f.summary[i])
 
 
+# The tokenizer describes an operator's behaviour from its initial condition, as Phase 0 did:
+# the window of H + 1 states starting at X_0.
+WINDOW_START = 0
+
+
 def load_training_data(dataset: str | Path, cfg: NOAConfig, progress: bool = True
                        ) -> TokenizerData:
-    """Features of the window [K_max, K_max + H] of every stored trajectory, computed here."""
+    """Features of the window [0, H] of every stored trajectory, computed here."""
     dyn = cfg.dynamics
     schema = feature_schema(dyn.feature_horizon)
     extractor = FeatureExtractor(schema)
@@ -62,7 +67,7 @@ def load_training_data(dataset: str | Path, cfg: NOAConfig, progress: bool = Tru
         bar = tqdm(total=n, desc="features", unit="op", disable=not progress)
         for lo in range(0, n, EXTRACT_BATCH):
             traj = torch.from_numpy(r.trajectories(slice(lo, min(n, lo + EXTRACT_BATCH))))
-            window = feature_window(traj, dyn.context_max, dyn.feature_horizon)
+            window = feature_window(traj, WINDOW_START, dyn.feature_horizon)
             with torch.no_grad():
                 parts.append(extractor(window))
             starts.append(window[:, :, 0].mean(1))
@@ -98,7 +103,7 @@ def _fit_loop(params: list[torch.nn.Parameter], n_train: int, loop: TrainingLoop
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
             steps += 1
             if after_step is not None:
                 after_step(steps)

@@ -1,0 +1,47 @@
+"""``noa train``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from noa_core.cli.args import add_progress, positive
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from noa_core.config import load_config
+    from noa_core.training.trainer import train
+
+    cfg = load_config(a.config)
+    if a.max_steps is not None or a.max_minutes is not None:
+        updates = {k: v for k, v in (("max_steps", a.max_steps), ("max_minutes", a.max_minutes))
+                   if v is not None}
+        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update=updates)})
+    m = train(cfg, a.replay, a.tokenizer, a.out, resume=a.resume, progress=a.progress)
+    print(f"wrote {a.out}: {m['steps']} steps ({m['skipped_nonfinite']} skipped as non-finite), "
+          f"val trajectory MSE {m['val_traj_mse']:.4g} against persistence "
+          f"{m['val_persistence_mse']:.4g} on {m['val_samples']} operators")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser(
+        "train", help="train the NOA against the frozen tokenizer",
+        description="Train the U-AFNO NOA on the train split of a replay file, with the frozen "
+                    "tokenizer's alignment losses; validate on the val split; write OUT/"
+                    "checkpoint/ (the best model), OUT/state.pt (resume), OUT/metrics.jsonl and "
+                    "OUT/metrics.json (val_traj_mse, val_persistence_mse, steps, "
+                    "skipped_nonfinite).")
+    t.add_argument("--config", required=True, metavar="CFG",
+                   help="preset name or YAML (sections model and training)")
+    t.add_argument("--replay", required=True, type=Path, metavar="FILE")
+    t.add_argument("--tokenizer", required=True, type=Path, metavar="DIR")
+    t.add_argument("--out", required=True, type=Path, metavar="DIR")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from OUT/state.pt exactly when it exists")
+    t.add_argument("--max-steps", type=positive, default=None,
+                   help="override training.max_steps")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="override training.max_minutes (wall-clock budget)")
+    add_progress(t)
+    t.set_defaults(func=_cmd_train)

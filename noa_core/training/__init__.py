@@ -1,0 +1,1 @@
+"""NOA training: replay windows, alignment losses against the frozen tokenizer, the trainer."""

@@ -1,0 +1,118 @@
+"""NOA checkpoints: the model directory evaluation and export read, and the training state.
+
+``checkpoint/`` (what ``noa evaluate``, ``noa export`` and ``noa register`` take):
+- ``config.yaml``: format, version, the full resolved run configuration, the feature schema, the
+  tokenizer's directory name and weights sha256, and the validation figures at save time;
+- ``model.pt``: the model's state dict, tensors only (``weights_only=True`` on load).
+
+``state.pt`` (resume): model, AdamW and scheduler state, the global RNG state, counters. Only
+tensors and plain containers, so it too loads with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import yaml
+
+from noa_core.config import NOAConfig, config_from_dict
+from noa_core.errors import TrainingError
+from noa_core.features.schema import FeatureSchema
+
+if TYPE_CHECKING:
+    from noa_core.models.backbone import NOABackbone
+    from noa_core.training.trainer import Trainer
+
+CHECKPOINT_FORMAT = "noa-model"
+CHECKPOINT_VERSION = 1
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.pt"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _safe_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise TrainingError(f"{path}: refused: the file carries objects other than tensors "
+                            f"({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise TrainingError(f"{path}: unreadable: {exc}") from None
+
+
+def save_model_checkpoint(directory: Path, model: NOABackbone, cfg: NOAConfig,
+                          schema: FeatureSchema, tokenizer_dir: Path,
+                          info: dict[str, Any]) -> None:
+    """Write ``directory`` atomically (a temporary sibling, then renamed into place)."""
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / MODEL_FILE)
+    meta = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+        "feature_schema": schema.to_dict(),
+        "tokenizer": {"name": tokenizer_dir.name,
+                      "weights_sha256": _sha256(tokenizer_dir / "weights.pt")},
+        "info": {k: v for k, v in info.items() if k != "by_policy"},
+        "config": cfg.model_dump(mode="json"),
+    }
+    (tmp / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
+    if directory.exists():
+        for f in directory.iterdir():
+            f.unlink()
+        directory.rmdir()
+    tmp.replace(directory)
+
+
+def load_model_checkpoint(directory: str | Path) -> tuple[NOABackbone, NOAConfig,
+                                                            dict[str, Any]]:
+    """The model (eval mode), its configuration and the checkpoint's metadata."""
+    from noa_core.models.backbone import build_model
+
+    d = Path(directory)
+    for name in (CONFIG_FILE, MODEL_FILE):
+        if not (d / name).is_file():
+            raise TrainingError(f"{d}: missing {name} (not a NOA checkpoint directory)")
+    meta = yaml.safe_load((d / CONFIG_FILE).read_text())
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"{d / CONFIG_FILE}: not a {CHECKPOINT_FORMAT!r} checkpoint")
+    if meta.get("version") != CHECKPOINT_VERSION:
+        raise TrainingError(f"{d / CONFIG_FILE}: version {meta.get('version')!r}, this code "
+                            f"reads {CHECKPOINT_VERSION}")
+    cfg = config_from_dict(meta["config"], f"{d / CONFIG_FILE}:config")
+    model = build_model(cfg)
+    model.load_state_dict(_safe_load(d / MODEL_FILE), strict=True)
+    return model.eval(), cfg, meta
+
+
+def save_training_state(path: Path, trainer: Trainer) -> None:
+    """Everything ``resume`` needs to continue bit for bit, written atomically."""
+    state = {
+        "model": trainer.model.state_dict(), "optimizer": trainer.opt.state_dict(),
+        "scheduler": trainer.sched.state_dict(), "rng": torch.get_rng_state(),
+        "step": trainer.step, "skipped": trainer.skipped, "best_val": trainer.best_val,
+        "consecutive_skips": trainer.consecutive_skips,
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_training_state(path: Path, trainer: Trainer) -> None:
+    """Restore ``save_training_state``'s content into ``trainer``."""
+    state = _safe_load(path)
+    trainer.model.load_state_dict(state["model"])
+    trainer.opt.load_state_dict(state["optimizer"])
+    trainer.sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    trainer.step = int(state["step"])
+    trainer.skipped = int(state["skipped"])
+    trainer.best_val = float(state["best_val"])
+    trainer.consecutive_skips = int(state["consecutive_skips"])
+

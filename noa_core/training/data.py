@@ -1,0 +1,92 @@
+"""Training data: windows of a replay file, read safely from DataLoader workers.
+
+One item is one operator: θ [P] (float32 unit vector), the ground-truth window
+[M, H+1, C, H, W] of its stored trajectories (states ``context … context + H``) and its row.
+Targets come from the replay file, computed once by ``noa replay``; nothing is regenerated here.
+Each DataLoader worker opens its own HDF5 handle (h5py handles must not cross a fork).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from noa_core.data import layout as L
+from noa_core.data.hdf5_reader import DatasetReader
+from noa_core.errors import DatasetError
+
+# Below this many bytes of windows a split is read into memory once (no per-item HDF5 reads).
+PRELOAD_BYTES = 2 << 30
+
+
+class ReplayWindows(Dataset):
+    """Operators of one split of a replay file, as windows of H + 1 states from ``context``."""
+
+    def __init__(self, path: str | Path, split: str, horizon: int, context: int = 0,
+                 preload: bool | None = None) -> None:
+        self.path = Path(path)
+        with DatasetReader(self.path) as r:
+            if not r.has_trajectories:
+                raise DatasetError(f"{self.path}: {L.OUTPUTS} is missing: not a replay file")
+            steps = r.num_steps or 0
+            if context + horizon > steps:
+                raise DatasetError(
+                    f"{self.path}: {L.OUTPUTS} holds {steps} steps, the window needs "
+                    f"context {context} + horizon {horizon}; replay with --steps ≥ "
+                    f"{context + horizon}")
+            self.rows = r.indices_of_split(split)
+            if self.rows.size == 0:
+                raise DatasetError(f"{self.path}: {L.SPLIT} has no '{split}' rows")
+            self.theta = torch.as_tensor(r.theta[self.rows], dtype=torch.float32)
+            self.sample_ids = r.sample_ids[self.rows].copy()
+            self.policies = (r.policies[self.rows].copy() if r.policies is not None
+                             else np.full(len(self.rows), "unknown"))
+            m = r.num_realizations or 1
+            c, h, w = r.field_shape
+        self.split, self.context, self.horizon = split, context, horizon
+        self.window_shape = (m, horizon + 1, c, h, w)
+        size = len(self.rows) * int(np.prod(self.window_shape)) * 4
+        self._memory: torch.Tensor | None = None
+        if preload if preload is not None else size <= PRELOAD_BYTES:
+            self._memory = torch.stack([self._read(i) for i in range(len(self.rows))])
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _handle(self) -> h5py.File:
+        # A handle per process: DataLoader workers are forked after __init__.
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def _read(self, i: int) -> torch.Tensor:
+        ds = self._handle()[L.OUTPUTS]
+        lo = self.context
+        window = ds[int(self.rows[i]), :, lo:lo + self.horizon + 1]
+        return torch.from_numpy(np.asarray(window, dtype=np.float32))
+
+    def window(self, i: int) -> torch.Tensor:
+        """Ground-truth window [M, H+1, C, H, W] of item i."""
+        return self._memory[i] if self._memory is not None else self._read(i)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"theta": self.theta[i], "window": self.window(i), "index": torch.tensor(i)}
+
+    def all_windows(self) -> torch.Tensor:
+        """Every window [N, M, H+1, C, H, W] (for precomputing ground-truth features once)."""
+        if self._memory is not None:
+            return self._memory
+        return torch.stack([self._read(i) for i in range(len(self))])
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_file"], state["_pid"] = None, None
+        return state

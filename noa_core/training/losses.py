@@ -1,0 +1,91 @@
+"""NOA training losses against the frozen tokenizer.
+
+Tensors compared (B operators, window of H + 1 states, X_start first; the NOA rollout is one
+deterministic trajectory, the ground truth has M realizations):
+
+- ``traj``   MSE(pred[:, 1:], mean over M of gt[:, :, 1:]): states [B, H, C, H, W].
+- ``latent`` mean over codebooks q of MSE(z_q(features(pred)), z_q(features(gt))): the frozen
+             tokenizer's pre-quantisation latents [B, d_q], with its saved normalisation; the
+             ground-truth side is precomputed once (``Targets``) and carries no gradient.
+- ``commit`` mean over codebooks of MSE(z_q(features(pred)), sg(e_q)), e_q the nearest code:
+             how far the predicted latents are from the tokenizer's vocabulary.
+- ``heads``  mean over families of MSE(head_f(NOA), E_f(gt)): the NOA's INITIAL 42 / SUMMARY
+             128 / TEMPORAL 128 heads against the tokenizer's family embeddings of the ground
+             truth.
+- ``recon``  (VQ-led) MSE(decode(st(z(features(pred)))), x(gt)): the tokenizer's decoding of
+             the predicted latents (straight-through quantised) against the ground truth's
+             normalised feature vector [B, D].
+
+MSE-led total = λ_traj·traj + λ_latent·latent + λ_commit·commit + λ_heads·heads (spec defaults
+1.0 / 0.1 / 0.5, heads 0.1); VQ-led total = λ_recon·recon + λ_commit·commit + λ_traj·traj +
+λ_heads·heads (defaults 1.0 / 0.5 / 0.3 / 0.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from noa_core.features.extract import FeatureExtractor
+from noa_core.tokenizer.tokenizer import Tokenizer
+
+FAMILIES = ("initial", "summary", "temporal")
+
+
+@dataclass
+class Targets:
+    """Ground-truth tokenizer quantities of N operators, computed once, without gradients."""
+
+    x_norm: torch.Tensor  # [N, D_kept]
+    latents: list[torch.Tensor]  # per codebook [N, d_q]
+    embeddings: dict[str, torch.Tensor]  # family → [N, dim]
+
+    def rows(self, idx: torch.Tensor) -> Targets:
+        return Targets(self.x_norm[idx], [z[idx] for z in self.latents],
+                       {k: v[idx] for k, v in self.embeddings.items()})
+
+
+@torch.no_grad()
+def precompute_targets(tok: Tokenizer, extractor: FeatureExtractor, windows: torch.Tensor,
+                       batch: int = 16) -> Targets:
+    """Targets of ground-truth windows [N, M, H+1, C, H, W]."""
+    parts: list[Targets] = []
+    for lo in range(0, len(windows), batch):
+        w = windows[lo:lo + batch]
+        f = extractor(w)
+        parts.append(Targets(tok.normalise(f), tok.latents(f),
+                             tok.family_embeddings(f, w[:, :, 0].mean(1))))
+    return Targets(torch.cat([p.x_norm for p in parts]),
+                   [torch.cat(z) for z in zip(*(p.latents for p in parts), strict=True)],
+                   {k: torch.cat([p.embeddings[k] for p in parts]) for k in FAMILIES})
+
+
+def trajectory_loss(pred: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """MSE of pred [B, H+1, C, H, W] against the realization mean of window [B, M, H+1, ...],
+    over the H predicted states (X_start is given, not predicted)."""
+    return F.mse_loss(pred[:, 1:], window[:, :, 1:].mean(1))
+
+
+def alignment_terms(tok: Tokenizer, extractor: FeatureExtractor, pred: torch.Tensor,
+                    target: Targets, with_recon: bool) -> dict[str, torch.Tensor]:
+    """``latent``, ``commit`` (and ``recon``) of a predicted window pred [B, H+1, C, H, W]."""
+    f = extractor(pred[:, None])  # the deterministic rollout is one realization
+    z = tok.latents(f)
+    codes = [q.nearest(zq.detach()) for q, zq in zip(tok.vq.quantizers, z, strict=True)]
+    codebook = [q.codebook[c] for q, c in zip(tok.vq.quantizers, codes, strict=True)]
+    out = {
+        "latent": torch.stack([F.mse_loss(a, b) for a, b in
+                               zip(z, target.latents, strict=True)]).mean(),
+        "commit": torch.stack([F.mse_loss(a, e) for a, e in zip(z, codebook, strict=True)]).mean(),
+    }
+    if with_recon:
+        st = [a + (e - a).detach() for a, e in zip(z, codebook, strict=True)]
+        out["recon"] = F.mse_loss(tok.decode(st), target.x_norm)
+    return out
+
+
+def heads_loss(heads: dict[str, torch.Tensor], target: Targets) -> torch.Tensor:
+    """Mean over families of MSE(head, family embedding of the ground truth)."""
+    return torch.stack([F.mse_loss(heads[k], target.embeddings[k]) for k in FAMILIES]).mean()

@@ -1,0 +1,293 @@
+"""Stage ``noa train``: the NOA against the frozen tokenizer.
+
+- The global RNG is seeded once from ``training.seed``; the batch order of epoch e is a
+  permutation from a generator seeded with (seed, e), so a resumed run sees the same batches.
+- AdamW, linear warm-up then cosine decay, gradient clipping.
+- A step whose loss or gradients are non-finite is skipped and counted; ``nonfinite_abort``
+  consecutive skips abort with a clear message.
+- bf16 autocast is selectable (CUDA or CPU); the AFNO keeps its FFTs in float32.
+- Checkpoints every ``checkpoint_every`` steps (``state.pt``: model, optimiser, scheduler, RNG,
+  counters) and the best model by validation trajectory MSE (``checkpoint/``); ``resume``
+  continues exactly.
+- Under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in DDP and each rank takes its slice
+  of every global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from noa_core.config import NOAConfig, TrainConfig
+from noa_core.errors import TrainingError
+from noa_core.features.extract import FeatureExtractor
+from noa_core.features.schema import feature_schema
+from noa_core.models.backbone import NOABackbone, build_model
+from noa_core.tokenizer.tokenizer import Tokenizer
+from noa_core.training.checkpoint import (
+    load_training_state,
+    save_model_checkpoint,
+    save_training_state,
+)
+from noa_core.training.data import ReplayWindows
+from noa_core.training.losses import (
+    Targets,
+    alignment_terms,
+    heads_loss,
+    precompute_targets,
+    trajectory_loss,
+)
+
+STATE_FILE = "state.pt"
+BEST_DIR = "checkpoint"
+METRICS_FILE = "metrics.json"
+LOG_FILE = "metrics.jsonl"
+
+
+@dataclass
+class RunContext:
+    """Distributed placement of this process."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_context() -> RunContext:
+    """Initialise the process group when launched by torchrun; else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) \
+        if torch.cuda.is_available() else torch.device("cpu")
+    if world <= 1:
+        return RunContext(device=device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return RunContext(dist.get_rank(), world, device)
+
+
+def lr_factor(step: int, t: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    if step < t.warmup_steps:
+        return (step + 1) / t.warmup_steps
+    span = max(1, t.max_steps - t.warmup_steps)
+    progress = min(1.0, (step - t.warmup_steps) / span)
+    return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
+    """Rows of the global batch of ``step``: epoch e is a permutation seeded with (seed, e)."""
+    per_epoch = max(1, n // batch)
+    epoch, pos = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[pos * batch:(pos + 1) * batch]
+
+
+class Trainer:
+    """One training run writing into ``out``."""
+
+    def __init__(self, cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path,
+                 out: str | Path, progress: bool = True) -> None:
+        self.cfg, self.t = cfg, cfg.training
+        self.out = Path(out)
+        self.progress = progress
+        self.ctx = distributed_context()
+        torch.manual_seed(self.t.seed)  # once, from the config
+        horizon = cfg.dynamics.feature_horizon
+        self.schema = feature_schema(horizon)
+        self.tok = Tokenizer.from_checkpoint(tokenizer_dir)
+        self.tok.check_schema(self.schema, f"features of horizon {horizon}")
+        self.tokenizer_dir = Path(tokenizer_dir)
+        self.extractor = FeatureExtractor(self.schema)
+        self.train_ds = ReplayWindows(replay, "train", horizon, self.t.context)
+        self.val_ds = ReplayWindows(replay, "val", horizon, self.t.context)
+        self.replay = Path(replay)
+        self.targets = precompute_targets(self.tok, self.extractor, self.train_ds.all_windows())
+        self.model: NOABackbone = build_model(cfg).to(self.ctx.device)
+        self.ddp = self.model
+        if self.ctx.world > 1:
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.t.lr,
+                                     weight_decay=self.t.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, self.t))
+        self.step = 0
+        self.skipped = 0
+        self.consecutive_skips = 0
+        self.best_val = float("inf")
+        self.history: list[dict[str, Any]] = []
+
+    # --- one step -------------------------------------------------------------------------
+
+    def _local(self, rows: torch.Tensor) -> torch.Tensor:
+        """This rank's slice of a global batch."""
+        return rows.chunk(self.ctx.world)[self.ctx.rank] if self.ctx.world > 1 else rows
+
+    def losses(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every loss term and the weighted total for train rows ``rows``."""
+        t, dev = self.t, self.ctx.device
+        theta = self.train_ds.theta[rows].to(dev)
+        window = torch.stack([self.train_ds.window(int(i)) for i in rows]).to(dev)
+        u0 = window[:, 0, 0]  # realization 0's first state: what was observed
+        target = self.targets.rows(rows)
+        amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
+        with amp:
+            pred = self.ddp(theta, u0, self.cfg.dynamics.feature_horizon,
+                            grad_window=t.tbptt_window, checkpoint=t.checkpoint_activations)
+            heads = self.model.heads(u0, theta, rollout=pred)
+        pred = pred.float()
+        terms = {"traj": trajectory_loss(pred, window)}
+        terms.update(alignment_terms(self.tok, self.extractor, pred, target,
+                                     with_recon=t.loss_mode == "vq_led"))
+        terms["heads"] = heads_loss({k: v.float() for k, v in heads.items()}, target)
+        w = t.weights
+        if t.loss_mode == "mse_led":
+            total = (w.traj * terms["traj"] + w.latent * terms["latent"]
+                     + w.commit * terms["commit"] + w.heads * terms["heads"])
+        else:
+            total = (w.recon * terms["recon"] + w.commit * terms["commit"]
+                     + t.vq_led_traj_weight * terms["traj"] + w.heads * terms["heads"])
+        terms["total"] = total
+        return terms
+
+    def train_step(self, rows: torch.Tensor) -> dict[str, float] | None:
+        """One optimiser step on global batch ``rows``; None when skipped as non-finite."""
+        self.ddp.train()
+        self.opt.zero_grad(set_to_none=True)
+        terms = self.losses(self._local(rows))
+        finite = torch.isfinite(terms["total"])
+        if finite:
+            terms["total"].backward()
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t.grad_clip)
+            finite = torch.isfinite(norm)
+        if self.ctx.world > 1:  # every rank skips together
+            flag = torch.tensor([float(finite)], device=self.ctx.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = bool(flag.item())
+        if not finite:
+            self.opt.zero_grad(set_to_none=True)
+            self.skipped += 1
+            self.consecutive_skips += 1
+            if self.consecutive_skips >= self.t.nonfinite_abort:
+                raise TrainingError(
+                    f"{self.consecutive_skips} consecutive steps had a non-finite loss or "
+                    f"gradient (last at step {self.step}); aborting ({self.skipped} skipped in "
+                    "all). Lower training.lr or check the replay file for NaN/Inf.")
+            return None
+        self.consecutive_skips = 0
+        self.opt.step()
+        self.sched.step()
+        return {k: float(v) for k, v in terms.items()} | {"grad_norm": float(norm)}
+
+    # --- validation -----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, Any]:
+        """Deterministic rollouts on the val split: trajectory MSE against the realization
+        mean over H steps, beside persistence (u_t = u_start) on the same samples and steps."""
+        self.model.eval()
+        ds, dev = self.val_ds, self.ctx.device
+        sq_pred, sq_pers = [], []
+        for lo in range(0, len(ds), 16):
+            rows = torch.arange(lo, min(len(ds), lo + 16))
+            window = torch.stack([ds.window(int(i)) for i in rows]).to(dev)
+            mean = window[:, :, 1:].mean(1)
+            u0 = window[:, 0, 0]
+            pred = self.model.rollout(ds.theta[rows].to(dev), u0,
+                                      self.cfg.dynamics.feature_horizon)
+            sq_pred.append((pred[:, 1:].float() - mean).pow(2).flatten(1).mean(1).cpu())
+            sq_pers.append((u0[:, None] - mean).pow(2).flatten(1).mean(1).cpu())
+        e_pred, e_pers = torch.cat(sq_pred).numpy(), torch.cat(sq_pers).numpy()
+        out: dict[str, Any] = {"val_traj_mse": float(e_pred.mean()),
+                               "val_persistence_mse": float(e_pers.mean()),
+                               "val_samples": len(ds), "by_policy": {}}
+        for policy in sorted(set(ds.policies)):
+            sel = ds.policies == policy
+            out["by_policy"][policy] = {"samples": int(sel.sum()),
+                                        "traj_mse": float(e_pred[sel].mean()),
+                                        "persistence_mse": float(e_pers[sel].mean())}
+        return out
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.ctx.main:
+            with open(self.out / LOG_FILE, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    def _save_state(self) -> None:
+        if self.ctx.main:
+            save_training_state(self.out / STATE_FILE, self)
+
+    def resume(self) -> None:
+        """Continue from ``out/state.pt`` exactly (model, optimiser, scheduler, RNG, counters)."""
+        load_training_state(self.out / STATE_FILE, self)
+
+    def fit(self) -> dict[str, Any]:
+        """Train to ``max_steps`` (or the time budget); returns and writes ``metrics.json``."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        t = self.t
+        started = time.perf_counter()
+        budget = None if t.max_minutes is None else t.max_minutes * 60
+        bar = tqdm(total=t.max_steps, initial=self.step, desc="train", unit="step",
+                   disable=not (self.progress and self.ctx.main))
+        last: dict[str, float] | None = None
+        val = None
+        while self.step < t.max_steps:
+            if budget is not None and time.perf_counter() - started > budget:
+                break
+            rows = batch_indices(len(self.train_ds), t.batch_size, self.step, t.seed)
+            last = self.train_step(rows) or last
+            self.step += 1
+            bar.update(1)
+            if last is not None and self.step % t.log_every == 0:
+                self._log({"step": self.step, "lr": self.sched.get_last_lr()[0], **last})
+                bar.set_postfix(loss=f"{last['total']:.4g}", traj=f"{last['traj']:.4g}")
+            if self.step % t.val_every == 0 or self.step == t.max_steps:
+                val = self._validate_and_keep_best()
+            if self.step % t.checkpoint_every == 0:
+                self._save_state()
+        bar.close()
+        if val is None or self.history[-1]["step"] != self.step:
+            val = self._validate_and_keep_best()
+        self._save_state()
+        metrics = {**val, "steps": self.step, "skipped_nonfinite": self.skipped,
+                   "best_val_traj_mse": self.best_val, "train_seconds":
+                   round(time.perf_counter() - started, 1), "last_train": last,
+                   "parameters": self.model.num_parameters(), "loss_mode": t.loss_mode}
+        if self.ctx.main:
+            (self.out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+        return metrics
+
+    def _validate_and_keep_best(self) -> dict[str, Any]:
+        val = self.validate()
+        self.history.append({"step": self.step, **{k: v for k, v in val.items()
+                                                   if k != "by_policy"}})
+        self._log({"step": self.step, "val": val})
+        if val["val_traj_mse"] < self.best_val:
+            self.best_val = val["val_traj_mse"]
+            if self.ctx.main:
+                save_model_checkpoint(self.out / BEST_DIR, self.model, self.cfg, self.schema,
+                                      self.tokenizer_dir, {"step": self.step, **val})
+        return val
+
+
+def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: str | Path, *,
+          resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Build a trainer, optionally resume, fit. The stage function behind ``noa train``."""
+    trainer = Trainer(cfg, replay, tokenizer_dir, out, progress)
+    if resume and (Path(out) / STATE_FILE).exists():
+        trainer.resume()
+    return trainer.fit()
+

@@ -1,0 +1,129 @@
+"""The trained tokenizer: contract metrics, train-only fitting, repeatability, safe loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from noa_core.errors import TokenizerError
+from noa_core.features.extract import FeatureExtractor, feature_window
+from noa_core.features.schema import feature_schema
+from noa_core.tokenizer.tokenizer import Tokenizer
+from noa_core.tokenizer.train import train_tokenizer
+
+
+def _features(dataset: Path, horizon: int = 16):
+    with h5py.File(dataset, "r") as f:
+        traj = torch.from_numpy(f["outputs/fields"][:6])
+    window = feature_window(traj, 0, horizon)
+    return FeatureExtractor(feature_schema(horizon))(window), window
+
+
+def test_checkpoint_has_the_contract_files_and_metrics(trained_tokenizer: Path) -> None:
+    names = sorted(p.name for p in trained_tokenizer.iterdir())
+    assert names == ["config.yaml", "history.json", "metrics.json", "weights.pt"]
+    m = json.loads((trained_tokenizer / "metrics.json").read_text())
+    assert m["recon_mse"] >= 0 and 0 < m["utilization"] <= 1 and m["perplexity"] >= 1
+    assert len(m["per_codebook"]) == m["num_codebooks"] == 3 * m["preprocessing"][
+        "num_categories"]
+
+
+def test_test_split_never_reaches_the_fit(tok_dataset: Path, trained_tokenizer: Path,
+                                          tmp_path: Path) -> None:
+    """Corrupting every test-split trajectory leaves the trained tokenizer bit-identical.
+
+    This also shows that training repeats exactly with the same seed (a fresh run here).
+    """
+    corrupt = tmp_path / "corrupt.h5"
+    shutil.copy(tok_dataset, corrupt)
+    with h5py.File(corrupt, "r+") as f:
+        split = f["metadata/split"].asstr()[()]
+        test_rows = np.flatnonzero(split == "test")
+        assert test_rows.size > 0
+        out = f["outputs/fields"]
+        for i in test_rows:
+            out[i] = out[i] * 1000.0 + 7.0
+    again = tmp_path / "tok"
+    train_tokenizer(corrupt, again, progress=False)
+    a = torch.load(trained_tokenizer / "weights.pt", weights_only=True)
+    b = torch.load(again / "weights.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ma = json.loads((trained_tokenizer / "metrics.json").read_text())
+    mb = json.loads((again / "metrics.json").read_text())
+    for key in ("recon_mse", "utilization", "perplexity"):
+        assert ma[key] == mb[key]
+
+
+def test_tokens_are_identical_after_loading_in_a_new_process(tok_dataset: Path,
+                                                             trained_tokenizer: Path,
+                                                             tmp_path: Path) -> None:
+    feats, _ = _features(tok_dataset)
+    tokens = Tokenizer.from_checkpoint(trained_tokenizer).tokens(feats)
+    torch.save({"initial": feats.initial, "temporal": feats.temporal,
+                "per": feats.summary_per_realization, "summary": feats.summary},
+               tmp_path / "f.pt")
+    code = textwrap.dedent(f"""
+        import torch
+        from noa_core.features.extract import Features
+        from noa_core.tokenizer.tokenizer import Tokenizer
+        d = torch.load({str(tmp_path / "f.pt")!r}, weights_only=True)
+        f = Features(d["initial"], d["temporal"], d["per"], d["summary"])
+        tok = Tokenizer.from_checkpoint({str(trained_tokenizer)!r})
+        print(tok.tokens(f).tolist())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert json.loads(out) == tokens.tolist()
+
+
+def test_frozen_tokenizer_passes_gradients_to_its_input(tok_dataset: Path,
+                                                        trained_tokenizer: Path) -> None:
+    tok = Tokenizer.from_checkpoint(trained_tokenizer)
+    assert not any(p.requires_grad for p in tok.parameters()) and not tok.training
+    _, window = _features(tok_dataset)
+    window = window.clone().requires_grad_(True)
+    feats = FeatureExtractor(feature_schema(16))(window)
+    z = torch.cat(tok.latents(feats), 1)
+    emb = tok.family_embeddings(feats, window[:, :, 0].mean(1))
+    assert {k: v.shape[1] for k, v in emb.items()} == {"initial": 42, "summary": 128,
+                                                       "temporal": 128}
+    (z.pow(2).sum() + sum(v.sum() for v in emb.values())).backward()
+    assert torch.isfinite(window.grad).all() and float(window.grad.abs().sum()) > 0
+
+
+def test_a_different_feature_schema_is_refused_naming_both(trained_tokenizer: Path) -> None:
+    tok = Tokenizer.from_checkpoint(trained_tokenizer)
+    other = feature_schema(8)
+    with pytest.raises(TokenizerError) as info:
+        tok.check_schema(other)
+    msg = str(info.value)
+    assert other.describe() in msg and tok.schema.describe() in msg
+
+
+def test_unsafe_or_incomplete_checkpoints_are_refused(trained_tokenizer: Path,
+                                                      tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_tokenizer, broken)
+    (broken / "history.json").unlink()
+    with pytest.raises(TokenizerError, match="missing file.*history.json"):
+        Tokenizer.from_checkpoint(broken)
+
+    class Payload:  # any object a pickle could run code through
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    evil = tmp_path / "evil"
+    shutil.copytree(trained_tokenizer, evil)
+    torch.save({"x": Payload()}, evil / "weights.pt")
+    with pytest.raises(TokenizerError, match="refused"):
+        Tokenizer.from_checkpoint(evil)
