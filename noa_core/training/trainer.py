@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ from noa_core.training.checkpoint import (
 )
 from noa_core.training.data import ReplayWindows
 from noa_core.training.losses import (
-    Targets,
     alignment_terms,
     heads_loss,
     precompute_targets,
@@ -59,7 +58,7 @@ class RunContext:
 
     rank: int = 0
     world: int = 1
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def main(self) -> bool:

@@ -115,7 +115,7 @@ def test_unsafe_or_incomplete_checkpoints_are_refused(trained_tokenizer: Path,
     broken = tmp_path / "broken"
     shutil.copytree(trained_tokenizer, broken)
     (broken / "history.json").unlink()
-    with pytest.raises(TokenizerError, match="missing file.*history.json"):
+    with pytest.raises(TokenizerError, match=r"missing file.*history\.json"):
         Tokenizer.from_checkpoint(broken)
 
     class Payload:  # any object a pickle could run code through
