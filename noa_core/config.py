@@ -440,6 +440,120 @@ class TokenizerConfig(StrictModel):
     families: FamilyEncoderConfig = FamilyEncoderConfig()
 
 
+# ---------------------------------------------------------------------------------------------
+# Model (the U-AFNO NOA backbone: noa_core.models)
+# ---------------------------------------------------------------------------------------------
+
+
+class HeadsConfig(StrictModel):
+    """Output sizes of the three feature heads (the family encoders' embedding sizes)."""
+
+    initial: int = Field(42, ge=1)
+    summary: int = Field(128, ge=1)
+    temporal: int = Field(128, ge=1)
+    hidden: int = Field(128, ge=4)  # width of the head MLPs and of the temporal 1D convolutions
+
+
+class StochasticConfig(StrictModel):
+    """Optional Gaussian noise added to the bottleneck latent at each rollout step t.
+
+    σ(t): ``constant`` σ; ``annealing`` σ·max(0, 1 − t/anneal_steps); ``periodic``
+    σ·(1 + ½ sin(2π t / period)). Rollouts draw it only when asked (evaluation is deterministic).
+    """
+
+    enabled: bool = False
+    schedule: Literal["constant", "annealing", "periodic"] = "constant"
+    sigma: float = Field(0.0, ge=0)
+    anneal_steps: int = Field(64, ge=1)
+    period: int = Field(100, ge=1)
+
+
+class ModelConfig(StrictModel):
+    """U-AFNO backbone, θ / context conditioning, feature heads and the stochastic block.
+
+    Encoder level i works at H/2^i with min(base·2^i, max_channels) channels; the AFNO bottleneck
+    at H/2^levels with min(base·2^levels, max_channels). AFNO weights are shared by all Fourier
+    modes, so no parameter depends on ``modes`` or on the grid (none can be dead at a small grid).
+    """
+
+    name: str = "u_afno"
+    base_channels: int = Field(32, ge=1)
+    levels: int = Field(2, ge=1, le=6)
+    max_channels: int = Field(128, ge=1)
+    blocks_per_level: int = Field(1, ge=1)
+    afno_blocks: int = Field(4, ge=0)
+    modes: int = Field(16, ge=1)  # kept |k_y| < modes (both signs) and 0 ≤ k_x < modes
+    afno_num_blocks: int = Field(8, ge=1)  # block-diagonal groups of the spectral MLP
+    afno_hidden_factor: float = Field(1.0, gt=0)  # spectral MLP width / block size
+    sparsity: float = Field(0.01, ge=0)  # soft-shrink λ, in field units (norm="forward" spectra)
+    mlp_ratio: float = Field(2.0, gt=0)
+    theta_embed_dim: int = Field(64, ge=2)  # also the width of the conditioning vector
+    context_max: int = Field(0, ge=0)  # largest K the context encoder accepts (K = 0: none)
+    context_embed_dim: int = Field(64, ge=1)
+    heads: HeadsConfig = HeadsConfig()
+    stochastic: StochasticConfig = StochasticConfig()
+    dropout: float = Field(0.0, ge=0, lt=1)
+    output_init_scale: float = Field(0.1, gt=0)  # fresh step ≈ identity: small output layer
+
+    @property
+    def level_channels(self) -> list[int]:
+        """Channels of encoder levels 0..levels−1, then of the bottleneck (last entry)."""
+        return [min(self.base_channels * 2 ** i, self.max_channels)
+                for i in range(self.levels + 1)]
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ModelConfig:
+        if self.base_channels > self.max_channels:
+            raise ValueError(f"base_channels {self.base_channels} is above max_channels "
+                             f"{self.max_channels}")
+        bottleneck = self.level_channels[-1]
+        if bottleneck % self.afno_num_blocks:
+            raise ValueError(f"afno_num_blocks {self.afno_num_blocks} must divide the bottleneck "
+                             f"channels {bottleneck}")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# NOA training (noa_core.training)
+# ---------------------------------------------------------------------------------------------
+
+
+class LossWeights(StrictModel):
+    """λ of each loss term (see ``noa_core.training.losses`` for the tensors compared)."""
+
+    traj: float = Field(1.0, ge=0)
+    latent: float = Field(0.1, ge=0)
+    commit: float = Field(0.5, ge=0)
+    heads: float = Field(0.1, ge=0)
+    recon: float = Field(1.0, ge=0)  # VQ-led only
+
+
+class TrainConfig(StrictModel):
+    """`noa train`: optimisation, truncated BPTT, precision, checkpoints, the non-finite guard."""
+
+    loss_mode: Literal["mse_led", "vq_led"] = "mse_led"
+    weights: LossWeights = LossWeights()
+    vq_led_traj_weight: float = Field(0.3, ge=0)  # λ_traj when loss_mode is vq_led
+    batch_size: int = Field(8, ge=1)  # global batch (split across DDP ranks)
+    max_steps: int = Field(2000, ge=1)
+    max_minutes: float | None = Field(None, gt=0)  # wall-clock budget; stops cleanly
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    min_lr_ratio: float = Field(0.05, ge=0, le=1)  # cosine floor, as a fraction of lr
+    grad_clip: float = Field(1.0, gt=0)
+    tbptt_window: int | None = Field(None, ge=1)  # gradient window (None: the whole horizon)
+    checkpoint_activations: bool = False
+    amp: Literal["none", "bf16"] = "none"
+    context: int = Field(0, ge=0)  # K observed states before the scored window
+    checkpoint_every: int = Field(100, ge=1)
+    val_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+    nonfinite_abort: int = Field(10, ge=1)  # consecutive skipped steps before aborting
+    num_workers: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)
+
+
 class NOAConfig(StrictModel):
     """One file configures a whole run; later layers add their own sections."""
 
@@ -449,6 +563,8 @@ class NOAConfig(StrictModel):
     initial_conditions: InitialConditionConfig = InitialConditionConfig()
     dataset: DatasetConfig
     tokenizer: TokenizerConfig = TokenizerConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainConfig = TrainConfig()
 
     @model_validator(mode="after")
     def _grid(self) -> NOAConfig:

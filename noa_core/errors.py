@@ -23,3 +23,18 @@ class ReplayError(NOAError):
 
 class TokenizerError(NOAError):
     """A tokenizer checkpoint is incomplete, unsafe, or does not match the features given."""
+
+
+class StorageError(NOAError):
+    """An object store or local transfer failed: missing bucket or key, access denied, an
+    unreachable endpoint, a file that does not match its manifest, or a manifest path that would
+    land outside the destination."""
+
+
+class TrackingError(NOAError):
+    """The tracking server or model registry refused an operation, no tracking URI was given, or
+    a tracking input (lineage, gate, version) is invalid."""
+
+
+class TrainingError(NOAError):
+    """Training cannot go on: a stream of non-finite steps, or an unusable checkpoint."""

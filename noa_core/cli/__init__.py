@@ -19,6 +19,11 @@ from noa_core.errors import NOAError
 COMMAND_MODULES: tuple[str, ...] = (
     "noa_core.cli.dataset",
     "noa_core.cli.config_cmd",
+    "noa_core.cli.features_cmd",
+    "noa_core.cli.tokenizer_cmd",
+    "noa_core.cli.train_cmd",
+    "noa_core.cli.data_cmd",
+    "noa_core.cli.tracking_cmd",
 )
 
 EPILOG = """\
@@ -29,6 +34,14 @@ Stages (ARCHITECTURE.md, CLI contract):
   noa replay --dataset FILE --out FILE           a split's ground truth, bit-identical
   noa replay merge PART... --out FILE            merge replay shards
   noa config show CFG                            the resolved configuration as YAML
+  noa features extract IN --out OUT              IN plus its behavioural features, in a new file
+  noa tokenizer train --dataset FILE --out DIR   Phase 0 tokenizer (VQ-VAE + family encoders)
+  noa bootstrap --preset P --out DIR             dataset.h5 + tokenizer/ + MANIFEST.json
+  noa train --config CFG --replay FILE --tokenizer DIR --out DIR   the NOA, frozen tokenizer
+  noa data pull SRC DST                          fetch s3:// or local, verified by MANIFEST.json
+  noa data push SRC DST                          publish a directory, MANIFEST.json written last
+  noa promote --model-name NAME --version V --tracking-uri URI   move `champion` to V
+  noa reject --model-name NAME --version V --tracking-uri URI --gate FILE   tag failed criteria
 
 CFG is a preset name (tiny, small, paper) or a YAML file (which may `extends: PRESET`).
 """

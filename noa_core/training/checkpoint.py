@@ -73,7 +73,7 @@ def save_model_checkpoint(directory: Path, model: NOABackbone, cfg: NOAConfig,
 def load_model_checkpoint(directory: str | Path) -> tuple[NOABackbone, NOAConfig,
                                                             dict[str, Any]]:
     """The model (eval mode), its configuration and the checkpoint's metadata."""
-    from noa_core.models.backbone import build_model
+    from noa_core.models.registry import build_model
 
     d = Path(directory)
     for name in (CONFIG_FILE, MODEL_FILE):

@@ -50,12 +50,14 @@ class ReplayWindows(Dataset):
             c, h, w = r.field_shape
         self.split, self.context, self.horizon = split, context, horizon
         self.window_shape = (m, horizon + 1, c, h, w)
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
         size = len(self.rows) * int(np.prod(self.window_shape)) * 4
         self._memory: torch.Tensor | None = None
         if preload if preload is not None else size <= PRELOAD_BYTES:
             self._memory = torch.stack([self._read(i) for i in range(len(self.rows))])
-        self._file: h5py.File | None = None
-        self._pid: int | None = None
+            self._file.close()
+            self._file = None
 
     def __len__(self) -> int:
         return len(self.rows)

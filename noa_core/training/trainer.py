@@ -31,7 +31,8 @@ from noa_core.config import NOAConfig, TrainConfig
 from noa_core.errors import TrainingError
 from noa_core.features.extract import FeatureExtractor
 from noa_core.features.schema import feature_schema
-from noa_core.models.backbone import NOABackbone, build_model
+from noa_core.models.backbone import NOABackbone
+from noa_core.models.registry import build_model
 from noa_core.tokenizer.tokenizer import Tokenizer
 from noa_core.training.checkpoint import (
     load_training_state,
@@ -77,6 +78,13 @@ def distributed_context() -> RunContext:
     return RunContext(dist.get_rank(), world, device)
 
 
+def field_stats(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std [C] of train windows [N, M, T, C, H, W] (dataset level)."""
+    per_channel = windows.transpose(0, 3).flatten(1).double()
+    std = per_channel.std(1, correction=0)
+    return per_channel.mean(1).float(), torch.where(std > 0, std, torch.ones_like(std)).float()
+
+
 def lr_factor(step: int, t: TrainConfig) -> float:
     """Linear warm-up to 1, then cosine decay to ``min_lr_ratio`` at ``max_steps``."""
     if step < t.warmup_steps:
@@ -115,6 +123,7 @@ class Trainer:
         self.replay = Path(replay)
         self.targets = precompute_targets(self.tok, self.extractor, self.train_ds.all_windows())
         self.model: NOABackbone = build_model(cfg).to(self.ctx.device)
+        self.model.set_field_stats(*field_stats(self.train_ds.all_windows()))
         self.ddp = self.model
         if self.ctx.world > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model)
@@ -142,9 +151,9 @@ class Trainer:
         target = self.targets.rows(rows)
         amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
         with amp:
-            pred = self.ddp(theta, u0, self.cfg.dynamics.feature_horizon,
-                            grad_window=t.tbptt_window, checkpoint=t.checkpoint_activations)
-            heads = self.model.heads(u0, theta, rollout=pred)
+            pred, heads = self.ddp(theta, u0, self.cfg.dynamics.feature_horizon,
+                                   grad_window=t.tbptt_window,
+                                   checkpoint=t.checkpoint_activations)
         pred = pred.float()
         terms = {"traj": trajectory_loss(pred, window)}
         terms.update(alignment_terms(self.tok, self.extractor, pred, target,
@@ -187,7 +196,7 @@ class Trainer:
         self.consecutive_skips = 0
         self.opt.step()
         self.sched.step()
-        return {k: float(v) for k, v in terms.items()} | {"grad_norm": float(norm)}
+        return {k: float(v.detach()) for k, v in terms.items()} | {"grad_norm": float(norm)}
 
     # --- validation -----------------------------------------------------------------------
 
@@ -233,8 +242,9 @@ class Trainer:
         """Continue from ``out/state.pt`` exactly (model, optimiser, scheduler, RNG, counters)."""
         load_training_state(self.out / STATE_FILE, self)
 
-    def fit(self) -> dict[str, Any]:
-        """Train to ``max_steps`` (or the time budget); returns and writes ``metrics.json``."""
+    def fit(self, until: int | None = None) -> dict[str, Any]:
+        """Train to ``max_steps`` (or the time budget, or step ``until`` — the schedule still
+        spans ``max_steps``, so a run stopped there resumes exactly); writes ``metrics.json``."""
         self.out.mkdir(parents=True, exist_ok=True)
         t = self.t
         started = time.perf_counter()
@@ -243,7 +253,8 @@ class Trainer:
                    disable=not (self.progress and self.ctx.main))
         last: dict[str, float] | None = None
         val = None
-        while self.step < t.max_steps:
+        stop = t.max_steps if until is None else min(until, t.max_steps)
+        while self.step < stop:
             if budget is not None and time.perf_counter() - started > budget:
                 break
             rows = batch_indices(len(self.train_ds), t.batch_size, self.step, t.seed)

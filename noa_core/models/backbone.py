@@ -1,0 +1,245 @@
+"""NOABackbone: the θ- and context-conditioned U-AFNO stepper, its rollout and feature heads.
+
+One update is u_{t+1} = u_t + σ_f·Δ((u_t − μ_f)/σ_f, cond), with the dataset-level field
+statistics μ_f, σ_f [C] (``set_field_stats``; default 0 and 1) stored as buffers so they travel
+with checkpoints and the ONNX graph. ``cond`` [B, E] = θ embedding + context embedding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
+
+from noa_core.config import ModelConfig
+from noa_core.models.conditioning import ContextEncoder, ThetaEmbedding
+from noa_core.models.heads import FeatureHeads
+from noa_core.models.stochastic import draw_latent_noise
+from noa_core.models.u_afno import UAFNO
+
+
+class NOABackbone(nn.Module):
+    """θ-conditioned U-AFNO NOA: ``step``, ``rollout`` (TBPTT, checkpointing, noise), ``heads``.
+
+    Args:
+        cfg: the ``model`` section of the configuration.
+        channels: field channels C.
+        theta_dim: θ slots P (θ rows are unit vectors in [0, 1]^P, constants at 0.5).
+        theta_mask: which slots are sampled; constant slots are dropped from the θ MLP input.
+        horizon: rollout length used by ``heads`` when no rollout is given (the feature horizon H).
+    """
+
+    def __init__(self, cfg: ModelConfig, channels: int, theta_dim: int,
+                 theta_mask: Sequence[bool] | None = None, horizon: int | None = None) -> None:
+        super().__init__()
+        self.cfg, self.channels, self.theta_dim, self.horizon = cfg, channels, theta_dim, horizon
+        dim = cfg.theta_embed_dim
+        self.theta_embedding = ThetaEmbedding(theta_dim, dim, theta_mask)
+        self.context_encoder = (
+            ContextEncoder(channels, cfg.base_channels, cfg.context_embed_dim, dim,
+                           cfg.context_max)
+            if cfg.context_max > 0 else None
+        )
+        self.net = UAFNO(cfg, channels, dim)
+        ch = cfg.level_channels
+        self.feature_heads = FeatureHeads(cfg.heads, ch[-1], ch[:-1], dim)
+        self.register_buffer("field_mean", torch.zeros(channels))
+        self.register_buffer("field_std", torch.ones(channels))
+
+    # -- normalisation ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def set_field_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the dataset-level per-channel field mean and std [C] (never batch statistics)."""
+        mean, std = torch.as_tensor(mean).float(), torch.as_tensor(std).float()
+        if mean.shape != (self.channels,) or std.shape != (self.channels,) or \
+                not bool((std > 0).all()):
+            raise ValueError(f"field stats need shape [{self.channels}] and std > 0, got "
+                             f"{tuple(mean.shape)}, {tuple(std.shape)}")
+        self.field_mean.copy_(mean)
+        self.field_std.copy_(std)
+
+    def normalize(self, u: torch.Tensor) -> torch.Tensor:
+        """(u − μ_f) / σ_f per channel over the last three axes [..., C, H, W]."""
+        return (u - self.field_mean[:, None, None]) / self.field_std[:, None, None]
+
+    def _check_field(self, u: torch.Tensor) -> None:
+        if u.ndim != 4 or u.shape[1] != self.channels:
+            raise ValueError(f"field has shape {tuple(u.shape)}, expected [B, {self.channels}, "
+                             "H, W]")
+
+    # -- conditioning -------------------------------------------------------------------------
+
+    def context_embedding(self, context: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Context [B, K, C, H, W] → [B, E]; exactly zero when context is None or K = 0."""
+        dim = self.cfg.theta_embed_dim
+        if context is None or context.shape[1] == 0:
+            return self.field_mean.new_zeros(batch, dim)
+        if context.ndim != 5 or context.shape[0] != batch or context.shape[2] != self.channels:
+            raise ValueError(f"context has shape {tuple(context.shape)}, expected "
+                             f"[{batch}, K, {self.channels}, H, W]")
+        if self.context_encoder is None:
+            raise ValueError("this model takes no context (model.context_max = 0)")
+        return self.context_encoder(self.normalize(context))
+
+    def embed(self, theta: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """The conditioning vector [B, E] from θ [B, P] and an optional context [B, K, C, H, W].
+
+        Without context (None or K = 0) it is the θ embedding itself, so the outputs equal
+        those of the same weights with the context branch removed, bit for bit.
+        """
+        emb = self.theta_embedding(theta)
+        if context is None or context.shape[1] == 0:
+            return emb
+        return emb + self.context_embedding(context, theta.shape[0])
+
+    # -- one step and rollouts ----------------------------------------------------------------
+
+    def noise_shape(self, u: torch.Tensor) -> tuple[int, int, int, int]:
+        """Shape of the latent noise for a field u [B, C, H, W] (the bottleneck's)."""
+        return self.net.latent_shape(u)
+
+    def step(self, u: torch.Tensor, theta: torch.Tensor | None = None,
+             context: torch.Tensor | None = None, cond: torch.Tensor | None = None, *,
+             latent_noise: torch.Tensor | None = None) -> torch.Tensor:
+        """u_{t+1} [B, C, H, W] = u + Δ; give ``cond`` from ``embed`` or θ (and context).
+
+        ``latent_noise`` [B, c_L, H/2^L, W/2^L] is added to the bottleneck (stochastic block).
+        """
+        self._check_field(u)
+        if cond is None:
+            if theta is None:
+                raise ValueError("step needs θ or a precomputed cond")
+            cond = self.embed(theta, context)
+        delta = self.net(self.normalize(u), cond, latent_noise)
+        return u + delta * self.field_std[:, None, None]
+
+    def _step_cond(self, u: torch.Tensor, cond: torch.Tensor,
+                   latent_noise: torch.Tensor | None) -> torch.Tensor:
+        return self.step(u, cond=cond, latent_noise=latent_noise)
+
+    def rollout(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
+                context: torch.Tensor | None = None, *, grad_window: int | None = None,
+                checkpoint: bool = False, noise: bool = False,
+                generator: torch.Generator | None = None,
+                cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Autoregressive rollout → [B, steps + 1, C, H, W], X_start first.
+
+        Args:
+            grad_window: W: the first steps − W updates run under ``no_grad`` (warm-up; their
+                states do not require grad) and gradients flow only through the last W. None:
+                every step keeps its graph.
+            checkpoint: recompute each grad-window step in the backward pass (activation
+                checkpointing); same gradients, less memory.
+            noise: add the stochastic block's latent noise; only when the config enables it.
+                Noise is drawn here, before each (possibly checkpointed) step, from
+                ``generator`` (or the global RNG).
+            cond: a precomputed ``embed(theta, context)`` to reuse.
+        """
+        if steps < 0:
+            raise ValueError(f"steps must be non-negative, got {steps}")
+        if grad_window is not None and grad_window < 0:
+            raise ValueError(f"grad_window must be non-negative, got {grad_window}")
+        self._check_field(u_start)
+        if cond is None:
+            cond = self.embed(theta, context)
+        warm = 0 if grad_window is None else max(0, steps - grad_window)
+        noisy = noise and self.cfg.stochastic.enabled
+        states, u = [u_start], u_start
+        for t in range(steps):
+            eps = (draw_latent_noise(self.cfg.stochastic, t, self.noise_shape(u), u, generator)
+                   if noisy else None)
+            if t < warm:
+                with torch.no_grad():
+                    u = self._step_cond(u, cond, eps)
+            elif checkpoint and torch.is_grad_enabled():
+                u = activation_checkpoint(self._step_cond, u, cond, eps, use_reentrant=False)
+            else:
+                u = self._step_cond(u, cond, eps)
+            states.append(u)
+        return torch.stack(states, dim=1)
+
+    def forward(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
+                context: torch.Tensor | None = None, *, grad_window: int | None = None,
+                checkpoint: bool = False, noise: bool = False,
+                generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Rollout [B, steps + 1, C, H, W] and heads in one call: the unit DDP wraps, so
+        every parameter's gradient is produced inside one forward."""
+        cond = self.embed(theta, context)
+        rollout = self.rollout(theta, u_start, steps, context, grad_window=grad_window,
+                               checkpoint=checkpoint, noise=noise, generator=generator,
+                               cond=cond)
+        return rollout, self.heads(u_start, theta, context, rollout, cond=cond)
+
+    # -- features and heads -------------------------------------------------------------------
+
+    def get_intermediate_features(self, x: torch.Tensor, cond: torch.Tensor,
+                                  extract_from: str = "all",
+                                  skip_levels: Sequence[int] | None = None
+                                  ) -> dict[str, torch.Tensor]:
+        """Encoder + AFNO features of a field x [B, C, H, W] (normalised here).
+
+        ``bottleneck`` [B, c_L, H/2^L, W/2^L]; ``skip_i`` [B, c_i, H/2^i, W/2^i] for the levels
+        asked (default all; the paper preset has levels 0, 1, 2 at H, H/2, H/4).
+        """
+        self._check_field(x)
+        return self.net.get_intermediate_features(self.normalize(x), cond, extract_from,
+                                                  skip_levels)
+
+    def heads(self, u_start: torch.Tensor, theta: torch.Tensor,
+              context: torch.Tensor | None = None, rollout: torch.Tensor | None = None, *,
+              cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Feature heads → {"initial": [B, 42], "summary": [B, 128], "temporal": [B, 128]}.
+
+        INITIAL reads the start state's bottleneck; SUMMARY the bottleneck and TEMPORAL the
+        skips of the predicted states ``rollout[:, 1:]`` (T ≥ 1 of them). ``rollout`` is a
+        [B, T + 1, C, H, W] output of ``rollout``; None: a deterministic rollout of ``horizon``
+        steps. One batched encoder pass over T + 1 states (subsample time to save compute).
+        """
+        self._check_field(u_start)
+        if cond is None:
+            cond = self.embed(theta, context)
+        if rollout is None:
+            if self.horizon is None:
+                raise ValueError("heads needs a rollout, or a model built with a horizon")
+            rollout = self.rollout(theta, u_start, self.horizon, cond=cond)
+        if rollout.ndim != 5 or rollout.shape[1] < 2:
+            raise ValueError(f"rollout has shape {tuple(rollout.shape)}, expected "
+                             "[B, T + 1, C, H, W] with T ≥ 1")
+        steps = rollout.shape[1] - 1
+        fields = torch.cat([u_start[:, None], rollout[:, 1:]], dim=1)  # [B, T + 1, C, H, W]
+        feats = self.get_intermediate_features(fields.flatten(0, 1),
+                                               cond.repeat_interleave(steps + 1, dim=0))
+        start = {k: v.unflatten(0, (-1, steps + 1))[:, 0] for k, v in feats.items()}
+        states = {k: v.unflatten(0, (-1, steps + 1))[:, 1:].flatten(0, 1)
+                  for k, v in feats.items()}
+        return self.feature_heads(start, states, cond, steps)
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Number of parameters (optionally only those with ``requires_grad``)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+class StepModule(nn.Module):
+    """The ONNX-exported unit: (theta, context_embedding, u) → u_next.
+
+    Inputs:
+        theta [B, P] float32: the stored unit θ row (constants at 0.5; masked inside).
+        context_embedding [B, E] float32: ``backbone.context_embedding(context, B)``; all zeros
+            for K = 0 (no context), which gives exactly the context-free step.
+        u [B, C, H, W] float32: the current state, in field units.
+    Output:
+        u_next [B, C, H, W]: one deterministic update (no latent noise).
+    """
+
+    def __init__(self, backbone: NOABackbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, theta: torch.Tensor, context_embedding: torch.Tensor,
+                u: torch.Tensor) -> torch.Tensor:
+        cond = self.backbone.theta_embedding(theta) + context_embedding
+        return self.backbone.step(u, cond=cond)

@@ -1,0 +1,71 @@
+"""Feature heads: the NOA's own estimates of the three family embeddings.
+
+Each head reads U-AFNO intermediate features (``get_intermediate_features``) plus the
+conditioning vector ``cond`` [B, E]:
+
+- INITIAL [B, 42]: ``bottleneck`` of the start state, spatial mean and std per channel → MLP;
+- SUMMARY [B, 128]: ``bottleneck`` of every predicted state, spatial mean per channel, then the
+  mean and max over time → MLP;
+- TEMPORAL [B, 128]: every ``skip_i`` of every predicted state, spatial mean per channel, as a
+  series [B, Σc_i, T] → 1D residual convolutions over time → mean over time → MLP.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from noa_core.config import HeadsConfig
+
+
+def _mlp(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(c_in, hidden), nn.GELU(), nn.Linear(hidden, c_out))
+
+
+def spatial_mean_std(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, h, w] → [N, 2C]: per-channel mean and std (ε inside the root: finite gradient)."""
+    mean = x.mean(dim=(2, 3))
+    var = x.var(dim=(2, 3), correction=0)
+    return torch.cat([mean, torch.sqrt(var + 1e-6)], dim=1)
+
+
+class TemporalResBlock(nn.Module):
+    """x + conv(GELU(conv(GELU(x)))) over time: [B, D, T] → [B, D, T]."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(dim, dim, 3, padding=1)
+        self.conv2 = nn.Conv1d(dim, dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.gelu(self.conv1(F.gelu(x))))
+
+
+class FeatureHeads(nn.Module):
+    """INITIAL / SUMMARY / TEMPORAL heads over intermediate features (see the module docstring)."""
+
+    def __init__(self, cfg: HeadsConfig, bottleneck_channels: int, skip_channels: list[int],
+                 cond_dim: int) -> None:
+        super().__init__()
+        hid = cfg.hidden
+        self.initial = _mlp(2 * bottleneck_channels + cond_dim, hid, cfg.initial)
+        self.summary = _mlp(2 * bottleneck_channels + cond_dim, hid, cfg.summary)
+        self.temporal_in = nn.Conv1d(sum(skip_channels), hid, 1)
+        self.temporal_blocks = nn.Sequential(TemporalResBlock(hid), TemporalResBlock(hid))
+        self.temporal = _mlp(hid + cond_dim, hid, cfg.temporal)
+
+    def forward(self, start: dict[str, torch.Tensor], states: dict[str, torch.Tensor],
+                cond: torch.Tensor, steps: int) -> dict[str, torch.Tensor]:
+        """start: features of the start state [B, …]; states: of T = ``steps`` predicted states
+        flattened time-major per sample [B·T, …]; cond [B, E] → {name: [B, size]}."""
+        b = cond.shape[0]
+        initial = self.initial(torch.cat([spatial_mean_std(start["bottleneck"]), cond], dim=1))
+        z = states["bottleneck"].mean(dim=(2, 3)).unflatten(0, (b, steps))  # [B, T, c_L]
+        summary = self.summary(torch.cat([z.mean(dim=1), z.amax(dim=1), cond], dim=1))
+        skips = sorted((k for k in states if k.startswith("skip_")), key=lambda k: int(k[5:]))
+        series = torch.cat([states[k].mean(dim=(2, 3)) for k in skips], dim=1)
+        series = series.unflatten(0, (b, steps)).transpose(1, 2)  # [B, Σc_i, T]
+        t = self.temporal_blocks(self.temporal_in(series)).mean(dim=2)
+        temporal = self.temporal(torch.cat([t, cond], dim=1))
+        return {"initial": initial, "summary": summary, "temporal": temporal}

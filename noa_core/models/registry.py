@@ -1,0 +1,41 @@
+"""Model registry: a plain dict from ``model.name`` to a builder, and ``build_model``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from noa_core.config import ModelConfig, NOAConfig
+from noa_core.errors import ConfigError
+from noa_core.models.backbone import NOABackbone
+
+Builder = Callable[..., NOABackbone]
+
+MODELS: dict[str, Builder] = {
+    "u_afno": NOABackbone,
+}
+
+
+def build_model(cfg: NOAConfig | ModelConfig, channels: int | None = None,
+                theta_dim: int | None = None, theta_mask: Sequence[bool] | None = None,
+                horizon: int | None = None) -> NOABackbone:
+    """Build the NOA from a whole config (sizes and θ mask taken from it) or a model section.
+
+    With an ``NOAConfig``: C = ``dynamics.channels``, P and the mask from the θ declaration,
+    the horizon = ``dynamics.feature_horizon``; explicit arguments override them.
+    """
+    if isinstance(cfg, NOAConfig):
+        from noa_core.dynamics.parameters import ThetaSpace
+
+        space = ThetaSpace(cfg.parameter_space, cfg.dynamics)
+        sampled = set(space.sampled)
+        channels = cfg.dynamics.channels if channels is None else channels
+        theta_dim = space.dim if theta_dim is None else theta_dim
+        if theta_mask is None and theta_dim == space.dim:
+            theta_mask = [i in sampled for i in range(space.dim)]
+        horizon = cfg.dynamics.feature_horizon if horizon is None else horizon
+        cfg = cfg.model
+    if channels is None or theta_dim is None:
+        raise ConfigError("build_model from a model section needs channels and theta_dim")
+    if cfg.name not in MODELS:
+        raise ConfigError(f"model.name {cfg.name!r} is unknown; known: {', '.join(MODELS)}")
+    return MODELS[cfg.name](cfg, channels, theta_dim, theta_mask, horizon)

@@ -1,0 +1,97 @@
+"""ONNX export of the step: standard DFT ops, dynamic batch, parity with ONNX Runtime."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+
+from noa_core.config import load_config
+from noa_core.export import check_parity, export_step, step_inputs
+from noa_core.export.onnx_export import run_onnx
+from noa_core.models import NOABackbone, StepModule, build_model, perturb_zero_layers
+from noa_core.models.afno import SpectralFilter
+
+CFG = load_config("tiny")
+C, G, K = CFG.dynamics.channels, CFG.dynamics.grid, CFG.model.context_max
+TOLERANCE = 1e-4  # of each sample's field standard deviation
+
+
+def _inputs(model: NOABackbone, b: int, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.rand(b, 12, generator=g)
+    u = torch.randn(b, C, G, G, generator=g)
+    context = torch.randn(b, K, C, G, G, generator=g)
+    return step_inputs(model, theta, u, context)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[NOABackbone, Path]:
+    """The tiny NOA, conditioning re-initialised non-zero, exported once at batch 2."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = build_model(CFG)
+        assert perturb_zero_layers(model, 0.1, torch.Generator().manual_seed(1)) > 0
+        model.set_field_stats(torch.tensor([0.5, -1.0]), torch.tensor([2.0, 0.7]))
+        path = export_step(model, tmp_path_factory.mktemp("onnx") / "step.onnx",
+                           _inputs(model, 2, seed=0))
+    finally:
+        torch.set_num_threads(threads)
+    return model, path
+
+
+def test_the_graph_uses_standard_dft_ops(exported: tuple[NOABackbone, Path]) -> None:
+    graph = onnx.load(str(exported[1]))
+    onnx.checker.check_model(graph)
+    ops = {(n.domain or "ai.onnx", n.op_type) for n in graph.graph.node}
+    assert ("ai.onnx", "DFT") in ops
+    assert all(domain == "ai.onnx" for domain, _ in ops)  # no contrib (GPU-only) FFT ops
+    assert [i.name for i in graph.graph.input] == ["theta", "context_embedding", "u"]
+
+
+@pytest.mark.parametrize("batch", [3, 1])
+def test_onnx_runtime_matches_torch_at_another_batch(exported: tuple[NOABackbone, Path],
+                                                     batch: int) -> None:
+    model, path = exported
+    inputs = _inputs(model, batch, seed=batch)
+    assert inputs["context_embedding"].abs().max() > 0  # the context path is really exercised
+    err = check_parity(model, path, inputs)
+    assert err < TOLERANCE
+    with torch.no_grad():
+        moved = StepModule(model.eval())(**inputs) - inputs["u"]
+    assert moved.abs().max() > 1e-3  # the step is not the identity
+
+
+def test_theta_changes_the_onnx_output(exported: tuple[NOABackbone, Path]) -> None:
+    model, path = exported
+    inputs = _inputs(model, 3, seed=4)
+    other = dict(inputs, theta=inputs["theta"].flip(0))
+    diff = run_onnx(path, inputs) - run_onnx(path, other)
+    assert diff.abs().max() > 1e-4
+
+
+def test_the_spectral_filter_with_truncated_modes_exports(tmp_path: Path) -> None:
+    """16² with 4 modes: both k_y bands are cut out and padded back (the presets keep every
+    mode of their bottleneck, so the step graph above never takes this branch)."""
+    torch.manual_seed(0)
+    filt = SpectralFilter(8, 2, 1.0, 4, 0.01, 4).eval()
+    perturb_zero_layers(filt, 0.1, torch.Generator().manual_seed(1))
+    x, cond = torch.randn(2, 8, 16, 16), torch.randn(2, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecation noise
+        program = torch.onnx.export(filt, (x, cond), dynamo=True, opset_version=20,
+                                    input_names=["x", "cond"], verbose=False)
+    program.save(str(tmp_path / "afno.onnx"))
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "afno.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"x": x.numpy(), "cond": cond.numpy()})
+    with torch.no_grad():
+        ref = filt(x, cond)
+    assert ref.abs().max() > 1e-2
+    torch.testing.assert_close(torch.from_numpy(got), ref, atol=1e-5, rtol=1e-5)

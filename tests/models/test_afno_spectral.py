@@ -1,0 +1,105 @@
+"""AFNO spectral path: negative k_y modes are kept; soft-shrink acts alike at every resolution."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from noa_core.models import afno
+from noa_core.models.afno import SpectralFilter, place_modes, select_modes
+
+C, BLOCKS, COND = 8, 2, 4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # small tensors: one thread is faster, and immune to a busy shared CPU
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+def _grid(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, x) coordinates in [0, 1) on an n × n grid, [n, n] each."""
+    y, x = torch.meshgrid(torch.arange(n) / n, torch.arange(n) / n, indexing="ij")
+    return y, x
+
+
+def _filter(modes: int, sparsity: float) -> SpectralFilter:
+    torch.manual_seed(0)
+    return SpectralFilter(C, BLOCKS, 1.0, modes, sparsity, COND)
+
+
+def _diagonal_wave(n: int) -> torch.Tensor:
+    """cos 2π(2x − 2y): in the half spectrum it lives only at (k_y = −2, k_x = 2). [1, C, n, n]"""
+    y, x = _grid(n)
+    return torch.cos(2 * math.pi * (2 * x - 2 * y)).expand(1, C, n, n).clone()
+
+
+@torch.no_grad()
+def test_a_negative_ky_mode_passes_and_a_positive_only_filter_drops_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    n, m = 16, 4
+    field, cond = _diagonal_wave(n), torch.zeros(1, COND)
+    spec = torch.fft.rfft2(field, norm="forward")
+    assert spec[..., n - 2, 2].abs().min() > 0.4  # k_y = −2
+    assert spec[..., 2, 2].abs().max() < 1e-6  # nothing at k_y = +2
+    filt = _filter(m, 0.0)
+    out = filt(field, cond)
+    out_spec = torch.fft.rfft2(out, norm="forward").abs()
+    assert out_spec[..., n - 2, 2].min() > 1e-3  # the mode went through the spectral MLP
+    assert float(out_spec.sum()) == pytest.approx(float(out_spec[..., n - 2, 2].sum()), rel=1e-4)
+
+    # The original's selection, the positive corner [:m, :m], loses it entirely.
+    monkeypatch.setattr(afno, "select_modes", lambda s, k: s[..., :k, :k])
+    monkeypatch.setattr(afno, "place_modes",
+                        lambda s, h, wr, k: F.pad(s, (0, wr - k, 0, h - k)))
+    dropped = filt(field, cond)
+    assert dropped.abs().max() < 1e-6 < out.abs().max()
+
+
+def test_select_and_place_modes_round_trip_both_signs() -> None:
+    spec = torch.randn(2, 3, 16, 9)
+    kept = select_modes(spec, 4)
+    assert kept.shape == (2, 3, 8, 4)  # k_y ∈ {0..3, −4..−1}, k_x ∈ {0..3}
+    back = place_modes(kept, 16, 9, 4)
+    mask = torch.zeros(16, 9, dtype=torch.bool)
+    mask[:4, :4] = mask[12:, :4] = True
+    assert torch.equal(back, torch.where(mask, spec, torch.zeros(())))
+    assert torch.equal(place_modes(select_modes(spec, 8), 16, 9, 8),
+                       F.pad(spec[..., :8], (0, 1)))  # 2m ≥ h: every row kept
+
+
+@torch.no_grad()
+def test_soft_shrink_threshold_is_the_same_at_16_and_32() -> None:
+    """The same band-limited function at 16² and 32² has the same kept modes after the MLP
+    and soft-shrink (norm="forward"), and the same output function."""
+    def field(n: int) -> torch.Tensor:
+        y, x = _grid(n)
+        f = (0.7 * torch.cos(2 * math.pi * (x + 2 * y)) + 0.3 * torch.sin(2 * math.pi * (3 * x - y))
+             + 0.2)
+        return torch.stack([f * (1 + 0.1 * c) for c in range(C)])[None]
+
+    filt, cond = _filter(4, 0.05), torch.zeros(1, COND)
+    per_grid = []
+    for n in (16, 32):
+        spec = torch.fft.rfft2(field(n), norm="forward")
+        re = select_modes(spec.real, 4).permute(0, 2, 3, 1)
+        im = select_modes(spec.imag, 4).permute(0, 2, 3, 1)
+        per_grid.append((re, filt.filter_modes(re, im, cond)))
+    (in16, (re16, im16)), (in32, (re32, im32)) = per_grid
+    torch.testing.assert_close(in16, in32, atol=1e-6, rtol=0)
+    torch.testing.assert_close(re16, re32, atol=1e-6, rtol=0)
+    torch.testing.assert_close(im16, im32, atol=1e-6, rtol=0)
+    shrunk = torch.cat([re16, im16]).flatten()
+    assert (shrunk == 0).any() and (shrunk != 0).any()  # λ really acts, on some modes only
+    out16, out32 = filt(field(16), cond), filt(field(32), cond)
+    torch.testing.assert_close(out32[..., ::2, ::2], out16, atol=1e-5, rtol=0)
+    # With norm="ortho" the coefficients would grow with the grid (×2 from 16² to 32²).
+    o16 = torch.fft.rfft2(field(16), norm="ortho")[..., 2, 1].abs()
+    o32 = torch.fft.rfft2(field(32), norm="ortho")[..., 2, 1].abs()
+    torch.testing.assert_close(o32, 2 * o16, rtol=1e-4, atol=0)

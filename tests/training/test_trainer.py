@@ -1,0 +1,99 @@
+"""The trainer on a tiny bootstrap: metrics contract, resume, non-finite guard, bf16, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from noa_core.cli import main
+from noa_core.config import NOAConfig
+from noa_core.errors import TrainingError
+from noa_core.training.checkpoint import load_model_checkpoint
+from noa_core.training.trainer import Trainer, train
+
+
+def _cfg(cfg: NOAConfig, **training) -> NOAConfig:
+    return cfg.model_copy(update={"training": cfg.training.model_copy(update=training)})
+
+
+def _params(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_train_writes_the_contract_metrics_and_a_loadable_checkpoint(
+        train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path) -> None:
+    data, tok = train_data
+    m = train(train_cfg, data, tok, tmp_path, progress=False)
+    for key in ("val_traj_mse", "val_persistence_mse", "steps", "skipped_nonfinite"):
+        assert key in m
+    assert m["steps"] == 4 and m["skipped_nonfinite"] == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 4
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert any("traj" in json.loads(line) for line in lines)
+    model, cfg, meta = load_model_checkpoint(tmp_path / "checkpoint")
+    assert cfg == train_cfg and meta["info"]["step"] in (2, 4)
+    assert not model.training
+
+
+def test_resume_continues_bit_for_bit(train_cfg: NOAConfig, train_data: tuple[Path, Path],
+                                      tmp_path: Path) -> None:
+    data, tok = train_data
+    straight = Trainer(train_cfg, data, tok, tmp_path / "a", progress=False)
+    straight.fit()
+    half = Trainer(train_cfg, data, tok, tmp_path / "b", progress=False)
+    half.fit(until=2)
+    resumed = Trainer(train_cfg, data, tok, tmp_path / "b", progress=False)
+    resumed.resume()
+    assert resumed.step == 2
+    resumed.fit()
+    a, b = _params(straight.model), _params(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nonfinite_batches_are_skipped_then_abort(train_cfg: NOAConfig,
+                                                  train_data: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    data, tok = train_data
+    trainer = Trainer(_cfg(train_cfg, nonfinite_abort=3), data, tok, tmp_path, progress=False)
+    rows = torch.arange(4)
+    clean = trainer.train_ds._memory.clone()
+    trainer.train_ds._memory[0] = float("nan")  # one operator's ground truth poisoned
+    before = _params(trainer.model)
+    assert trainer.train_step(rows) is None
+    assert trainer.skipped == 1
+    after = _params(trainer.model)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # nothing was applied
+    trainer.train_ds._memory.copy_(clean)
+    assert trainer.train_step(rows) is not None and trainer.consecutive_skips == 0
+    trainer.train_ds._memory[0] = float("nan")
+    with pytest.raises(TrainingError, match="3 consecutive steps had a non-finite"):
+        for _ in range(3):
+            trainer.train_step(rows)
+
+
+def test_bf16_autocast_runs_on_cpu(train_cfg: NOAConfig, train_data: tuple[Path, Path],
+                                   tmp_path: Path) -> None:
+    data, tok = train_data
+    trainer = Trainer(_cfg(train_cfg, amp="bf16"), data, tok, tmp_path, progress=False)
+    out = trainer.train_step(torch.arange(4))
+    assert out is not None and all(torch.isfinite(torch.tensor(v)) for v in out.values())
+
+
+def test_vq_led_mode_trains(train_cfg: NOAConfig, train_data: tuple[Path, Path],
+                            tmp_path: Path) -> None:
+    data, tok = train_data
+    trainer = Trainer(_cfg(train_cfg, loss_mode="vq_led"), data, tok, tmp_path, progress=False)
+    out = trainer.train_step(torch.arange(4))
+    assert out is not None and out["recon"] > 0 and out["total"] > 0
+
+
+def test_cli_train(train_config_path: Path, train_data: tuple[Path, Path], tmp_path: Path,
+                   capsys: pytest.CaptureFixture[str]) -> None:
+    data, tok = train_data
+    assert main(["train", "--config", str(train_config_path), "--replay", str(data),
+                 "--tokenizer", str(tok), "--out", str(tmp_path), "--max-steps", "2",
+                 "--no-progress"]) == 0
+    assert "2 steps (0 skipped as non-finite)" in capsys.readouterr().out
