@@ -1,0 +1,46 @@
+"""Names shared by the tracking module, the pipeline and the tests: aliases, tag keys, paths.
+
+One source of truth: every alias, tag key and artifact path the project writes to MLflow is
+defined here and imported everywhere else.
+"""
+
+from __future__ import annotations
+
+# Registry aliases (MLflow 3 aliases replace the deprecated stages).
+ALIAS_CHALLENGER = "challenger"
+ALIAS_CHAMPION = "champion"
+
+TAG_PREFIX = "noa."
+
+# Lineage: the ``lineage`` dict's keys (what stages pass) and the tag each becomes on the run and
+# on the model version. ``*_sha256`` values are 64 lowercase hex digits.
+LINEAGE_TAGS: dict[str, str] = {
+    "pipeline_run_id": "noa.pipeline_run_id",  # the KFP run that produced the model
+    "image_digest": "noa.image_digest",
+    "git_commit": "noa.git_commit",
+    "dataset_sha256": "noa.dataset_sha256",
+    "tokenizer_sha256": "noa.tokenizer_sha256",
+    "criteria_hash": "noa.criteria_hash",
+}
+
+# Set by ``register_model`` on the version.
+TAG_ONNX_SHA256 = "noa.onnx_sha256"
+TAG_PYTORCH_MODEL_URI = "noa.pytorch_model_uri"
+
+# Set by ``promote`` / ``reject`` on the version, and ``TAG_DECISION`` on its run too.
+TAG_DECISION = "noa.decision"
+DECISION_PROMOTED = "promoted"
+DECISION_REJECTED = "rejected"
+TAG_DECISION_REASON = "noa.decision_reason"
+TAG_DECISION_PIPELINE_RUN = "noa.decision_pipeline_run_id"
+TAG_PREVIOUS_CHAMPION = "noa.previous_champion"  # version, or NO_VERSION
+TAG_FAILED_CRITERIA = "noa.failed_criteria"  # comma-separated criterion names
+TAG_GATE_PREFIX = "noa.gate."  # + criterion name: "value op threshold", e.g. "0.31 <= 0.25"
+TAG_MODEL_VERSION = "noa.model_version"  # on the run: "NAME/VERSION" it was registered as
+NO_VERSION = "none"
+DEFAULT_PROMOTION_REASON = "passed its gate"
+
+# Artifact paths inside a run and names of the logged models.
+ARTIFACT_CONFIG = "config/resolved.yaml"
+ONNX_MODEL_NAME = "onnx"
+PYTORCH_MODEL_NAME = "pytorch"
