@@ -29,9 +29,7 @@ layout.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
+from noa_core.data.manifest import sha256_file  # noqa: F401  (re-export: replay files name their source)
 from noa_core.dynamics.seeding import PURPOSES
 
 SCHEMA_VERSION = 1
@@ -109,12 +107,3 @@ def noise_regime(sigma: float) -> str:
     if sigma < 0.1:
         return "medium"
     return "high"
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """SHA-256 hex digest of a file's bytes (``source_sha256`` of a replay file)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk_bytes):
-            h.update(block)
-    return h.hexdigest()

@@ -18,6 +18,7 @@ from noa_core.config import NOAConfig, config_from_dict, load_config
 from noa_core.data import layout as L
 from noa_core.data.hdf5_reader import DatasetReader
 from noa_core.data.hdf5_writer import DatasetWriter
+from noa_core.data.manifest import sha256_file
 from noa_core.data.parallel import default_workers, map_ordered
 from noa_core.dynamics.parameters import ThetaSpace
 from noa_core.dynamics.replay import CNOReplayer, Sample
@@ -84,7 +85,7 @@ def replay_dataset(dataset: str | Path, out: str | Path, *, split: str = "all",
             L.ATTR_THETA_NAMES: reader.theta_names,
             L.ATTR_CONFIG: cfg.model_dump(mode="json"),
             L.ATTR_SPLIT_SELECTED: split,
-            L.ATTR_SOURCE_SHA256: L.sha256_file(dataset),
+            L.ATTR_SOURCE_SHA256: sha256_file(Path(dataset)),
             L.ATTR_SHARD: f"{shard[0]}/{shard[1]}",
         }
     jobs = [(Sample(int(ids[k]), theta[k], seeds[k]), ics[k], steps, m) for k in range(len(rows))]
