@@ -1,0 +1,158 @@
+"""``FeatureExtractor``: the INITIAL, TEMPORAL and SUMMARY families of a trajectory window.
+
+One feature pipeline serves ground truth, NOA rollouts and evaluation. Everything is batched and
+vectorised over B, M, T and C (no Python loop over samples or states), differentiable with
+respect to the window, and per sample: no statistic is taken across the batch, so a row's
+features do not depend on the other rows.
+
+Shapes: a window is ``[B, M, H+1, C, Hg, Wg]`` (B operators, M realizations, the H + 1 states
+of the feature horizon with X_start first, C channels, an Hg × Wg grid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from noa_core.features.causality import causality_features
+from noa_core.features.cross_channel import cross_channel_features
+from noa_core.features.drift import drift_features
+from noa_core.features.frames import Frames
+from noa_core.features.initial import initial_features
+from noa_core.features.numerics import eps_like, smooth_std, std_over
+from noa_core.features.schema import FeatureSchema
+from noa_core.features.spatial import spatial_features
+from noa_core.features.spectral import spectral_features
+from noa_core.features.temporal_summary import temporal_summary_features
+
+#: Coefficient of variation = std / sqrt(mean² + (CV_FLOOR·std)² + ε²): ≤ 1 / CV_FLOOR = 100
+#: where the mean over realizations is near 0 (the original's cv exploded there).
+CV_FLOOR = 0.01
+
+
+@dataclass
+class Features:
+    """The feature families of B windows.
+
+    - ``initial [B, 14]``: from the window's first state (mean over M of X_start, shared);
+    - ``temporal [B, H+1, D_t]``: per state, averaged over M and C;
+    - ``summary_per_realization [B, M, D_s]``;
+    - ``summary [B, 3·D_s]``: mean | std | cv over M, agg-major.
+    """
+
+    initial: Tensor
+    temporal: Tensor
+    summary_per_realization: Tensor
+    summary: Tensor
+
+    def __len__(self) -> int:
+        return int(self.initial.shape[0])
+
+    def detach(self) -> Features:
+        return Features(*(getattr(self, f.name).detach() for f in fields(self)))
+
+    def to(self, *args: object, **kwargs: object) -> Features:
+        """``Tensor.to`` applied to every family."""
+        return Features(*(getattr(self, f.name).to(*args, **kwargs) for f in fields(self)))
+
+    @staticmethod
+    def concat(parts: list[Features]) -> Features:
+        """Rows of ``parts`` stacked in order (every part of the same schema)."""
+        if not parts:
+            raise ValueError("no feature batches to concatenate")
+        return Features(*(torch.cat([getattr(p, f.name) for p in parts])
+                          for f in fields(Features)))
+
+
+def aggregate_realizations(per_realization: Tensor) -> Tensor:
+    """``[B, M, D] → [B, 3·D]``: mean | std | cv over M (population std: M = 1 gives 0, 0)."""
+    mean = per_realization.mean(1)
+    var = ((per_realization - mean[:, None]) ** 2).mean(1)
+    std = smooth_std(var, eps_like(mean))
+    denom = torch.sqrt(mean * mean + (CV_FLOOR * CV_FLOOR) * var + 1e-12)
+    return torch.cat([mean, std, std / denom], dim=-1)
+
+
+class FeatureExtractor:
+    """Computes ``Features`` of windows ``[B, M, H+1, C, Hg, Wg]`` for one ``FeatureSchema``."""
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        self.schema = schema
+
+    def _check(self, window: Tensor) -> Tensor:
+        if not isinstance(window, Tensor):
+            raise TypeError(f"window must be a torch.Tensor, got {type(window).__name__}")
+        if window.dim() != 6:
+            raise ValueError(f"window must be [B, M, H+1, C, Hg, Wg] (6 dims), got shape "
+                             f"{tuple(window.shape)}")
+        if window.shape[2] != self.schema.states:
+            raise ValueError(
+                f"window holds {window.shape[2]} states, expected H + 1 = {self.schema.states} "
+                f"(horizon {self.schema.horizon}); cut it with feature_window()")
+        if min(window.shape) < 1:
+            raise ValueError(f"window has an empty axis: shape {tuple(window.shape)}")
+        if not window.is_floating_point() or window.dtype in (torch.float16, torch.bfloat16):
+            window = window.float()
+        return window
+
+    def __call__(self, window: Tensor) -> Features:
+        """All families of ``window [B, M, H+1, C, Hg, Wg]``."""
+        window = self._check(window)
+        fr = Frames(window)
+        per_realization = self._summary_per_realization(fr)
+        return Features(self.initial(window[:, :, 0].mean(1)), self._temporal(fr),
+                        per_realization, aggregate_realizations(per_realization))
+
+    def initial(self, x0: Tensor) -> Tensor:
+        """``[B, C, Hg, Wg] → [B, 14]`` (the channel-mean initial condition's features)."""
+        if x0.dtype in (torch.float16, torch.bfloat16) or not x0.is_floating_point():
+            x0 = x0.float()
+        return initial_features(x0)
+
+    def temporal(self, window: Tensor) -> Tensor:
+        """``[B, M, H+1, C, Hg, Wg] → [B, H+1, D_t]``, averaged over M (and C)."""
+        return self._temporal(Frames(self._check(window)))
+
+    def summary(self, window: Tensor) -> tuple[Tensor, Tensor]:
+        """``(per realization [B, M, D_s], aggregated [B, 3·D_s])``."""
+        per_realization = self._summary_per_realization(Frames(self._check(window)))
+        return per_realization, aggregate_realizations(per_realization)
+
+    @staticmethod
+    def _temporal(fr: Frames) -> Tensor:
+        per_channel = torch.cat([spatial_features(fr), spectral_features(fr)], dim=-1)
+        per_state = torch.cat([per_channel.mean(3), cross_channel_features(fr.z)], dim=-1)
+        return per_state.mean(1)
+
+    @staticmethod
+    def _summary_per_realization(fr: Frames) -> Tensor:
+        return torch.cat([temporal_summary_features(fr), drift_features(fr),
+                          causality_features(fr)], dim=-1)
+
+
+def tokenizer_input(f: Features) -> Tensor:
+    """``[B, D_in]`` = initial ⊕ summary ⊕ temporal mean over time ⊕ temporal std over time."""
+    return torch.cat([f.initial, f.summary, f.temporal.mean(1), std_over(f.temporal, 1)], dim=-1)
+
+
+def feature_window(trajectories: Tensor, context: int, horizon: int) -> Tensor:
+    """States ``context … context + horizon`` of ``trajectories [..., S+1, C, Hg, Wg]``.
+
+    The time axis is the fourth from the end (``[B, M, S+1, C, Hg, Wg]`` or ``[M, S+1, ...]``).
+    ``ValueError`` naming both counts when S < context + horizon.
+    """
+    if trajectories.dim() < 4:
+        raise ValueError(f"trajectories must be [..., S+1, C, Hg, Wg], got shape "
+                         f"{tuple(trajectories.shape)}")
+    if context < 0 or horizon < 1:
+        raise ValueError(f"expected context ≥ 0 and horizon ≥ 1, got {context}, {horizon}")
+    states = trajectories.shape[-4]
+    need = context + horizon + 1
+    if states < need:
+        raise ValueError(
+            f"trajectories hold {states} states (S = {states - 1} steps), the feature window "
+            f"needs context {context} + horizon {horizon} + 1 = {need} states "
+            f"(S ≥ {need - 1}); replay with --steps {need - 1} or more")
+    return trajectories.narrow(-4, context, horizon + 1)
