@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "extract", help="write IN's features into a new file OUT (never into IN)",
         description="Copy IN to OUT and add the feature groups (features/initial, "
                     "features/summary, features/temporal, with the feature schema) computed "
-                    "from the window [K_max, K_max + H] of IN's trajectories, K_max and H from "
+                    "from the window [0, H] of IN's trajectories, H from "
                     "IN's stored configuration. OUT appears only when complete; IN is only "
                     "read, and OUT = IN is refused.")
     x.add_argument("input", type=Path, metavar="IN", help="dataset or replay file with "

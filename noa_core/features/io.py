@@ -37,7 +37,12 @@ from noa_core.data import layout as L
 from noa_core.data.hdf5_reader import DatasetReader, open_hdf5
 from noa_core.errors import DatasetError
 from noa_core.features.extract import FeatureExtractor, Features
-from noa_core.features.schema import FeatureSchema, FeatureSchemaError, feature_schema
+from noa_core.features.schema import (
+    FEATURE_WINDOW_START,
+    FeatureSchema,
+    FeatureSchemaError,
+    feature_schema,
+)
 
 FEATURES_GROUP = "features"
 INITIAL_KEY = "features/initial/aggregated/features"
@@ -112,24 +117,13 @@ def _writable(h5file_or_path: h5py.File | str | Path) -> Iterator[h5py.File]:
         f.close()
 
 
-def _context_from_config(f: h5py.File, where: str) -> int:
-    meta = f.get(L.METADATA)
-    raw = meta.attrs.get(L.ATTR_CONFIG) if isinstance(meta, h5py.Group) else None
-    try:
-        cfg = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-        return int(cfg["dynamics"]["context_max"])
-    except (TypeError, ValueError, KeyError):
-        raise DatasetError(f"{where}: {L.METADATA}@{L.ATTR_CONFIG}: no dynamics.context_max to "
-                           "record as the feature window start; pass context=") from None
-
-
 def write_feature_groups(h5file_or_path: h5py.File | str | Path, features: Features,
                          schema: FeatureSchema, *, context: int | None = None,
                          compression_level: int = 4) -> None:
     """Write the four feature groups and their attributes (module docstring) into a file.
 
     ``features`` holds every row of the file (N = rows of ``parameters/params`` when present).
-    ``context`` is the window start K (default: ``dynamics.context_max`` of the stored config).
+    ``context`` is the window start (default: ``FEATURE_WINDOW_START``, X_0).
     Existing feature groups are replaced. ``DatasetError`` names the file and key on a shape
     mismatch or non-finite values.
     """
@@ -141,7 +135,7 @@ def write_feature_groups(h5file_or_path: h5py.File | str | Path, features: Featu
         if isinstance(params, h5py.Dataset) and params.shape[0] != n:
             raise DatasetError(f"{where}: {FEATURES_GROUP}: {n} feature rows for "
                                f"{params.shape[0]} samples in {L.PARAMS}")
-        start = _context_from_config(f, where) if context is None else int(context)
+        start = FEATURE_WINDOW_START if context is None else int(context)
         if FEATURES_GROUP in f:
             del f[FEATURES_GROUP]
         group = f.create_group(FEATURES_GROUP)
@@ -205,7 +199,8 @@ def read_features(path: str | Path) -> tuple[Features, FeatureSchema]:
 
 
 def window_of(reader: DatasetReader) -> tuple[int, int]:
-    """(K_max, H) of a file's stored configuration; ``DatasetError`` if it cannot hold them."""
+    """(window start, H): ``FEATURE_WINDOW_START`` and the stored configuration's horizon;
+    ``DatasetError`` if the file cannot hold that window."""
     where = str(reader.path)
     if not reader.has_trajectories:
         raise DatasetError(f"{where}: {L.OUTPUTS}: missing; features need trajectories "
@@ -213,21 +208,21 @@ def window_of(reader: DatasetReader) -> tuple[int, int]:
     cfg = reader.config
     try:
         dyn = cfg["dynamics"]  # type: ignore[index]
-        k, h = int(dyn["context_max"]), int(dyn["feature_horizon"])
+        k, h = FEATURE_WINDOW_START, int(dyn["feature_horizon"])
     except (TypeError, KeyError, ValueError):
         raise DatasetError(f"{where}: {L.METADATA}@{L.ATTR_CONFIG}: missing or without "
-                           "dynamics.context_max / feature_horizon (a file in the original "
+                           "dynamics.feature_horizon (a file in the original "
                            "layout); the feature window is unknown") from None
     steps = reader.num_steps or 0
     if steps < k + h:
         raise DatasetError(f"{where}: {L.OUTPUTS}: {steps} steps stored, the feature window "
-                           f"[K_max, K_max + H] = [{k}, {k + h}] needs at least {k + h}")
+                           f"[{k}, {k} + H] = [{k}, {k + h}] needs at least {k + h}")
     return k, h
 
 
 def compute_file_features(reader: DatasetReader, *, batch_size: int = DEFAULT_BATCH_SIZE,
                           progress: bool = True) -> tuple[Features, FeatureSchema, int]:
-    """Features of the window [K_max, K_max + H] of every row: (features, schema, K_max)."""
+    """Features of the window [start, start + H] of every row: (features, schema, start)."""
     k, h = window_of(reader)
     schema = feature_schema(h)
     extractor = FeatureExtractor(schema)
@@ -275,7 +270,7 @@ def extract_file(src: str | Path, out: str | Path, *, batch_size: int = DEFAULT_
                  progress: bool = True) -> dict[str, Any]:
     """``noa features extract``: ``out`` = a copy of ``src`` plus its feature groups.
 
-    Features come from the window [K_max, K_max + H] of ``outputs/fields`` (K_max and H from the
+    Features come from the window [0, H] of ``outputs/fields`` (H from the
     stored config). The copy is written under a temporary name beside ``out`` and renamed when
     complete; ``src`` is only read, and ``out == src`` is refused.
     """

@@ -31,6 +31,10 @@ from noa_core.features.temporal_summary import TEMPORAL_SUMMARY_NAMES
 #: Bump whenever a feature's definition, order or name changes (the digest changes with names
 #: only; the version records changed math under unchanged names).
 FEATURE_SCHEMA_VERSION = 1
+# Stored features and the tokenizer describe an operator's behaviour from its initial condition
+# (as Phase 0 did): the window of H + 1 states starting at X_0. A NOA scored with a context of K
+# states computes its ground-truth features on [K, K + H] itself.
+FEATURE_WINDOW_START = 0
 
 #: TEMPORAL names: per frame and channel (spatial, spectral) averaged over C, then per state
 #: across channels (cross-channel); all averaged over realizations.

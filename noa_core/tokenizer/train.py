@@ -22,12 +22,12 @@ from noa_core.config import NOAConfig, TrainingLoopConfig, config_from_dict, loa
 from noa_core.data.hdf5_reader import DatasetReader
 from noa_core.errors import DatasetError
 from noa_core.features.extract import FeatureExtractor, Features, feature_window, tokenizer_input
-from noa_core.features.schema import FeatureSchema, feature_schema
+from noa_core.features.schema import FEATURE_WINDOW_START, FeatureSchema, feature_schema
 from noa_core.tokenizer.metrics import codebook_metrics, topographic_correlation
 from noa_core.tokenizer.preprocess import fit_preprocessing
 from noa_core.tokenizer.tokenizer import Tokenizer
 
-EXTRACT_BATCH = 16
+EXTRACT_BATCH = 4  # operators per feature call: larger batches only add cache misses on a CPU
 
 
 @dataclass
@@ -46,11 +46,6 @@ def take(f: Features, idx: np.ndarray | torch.Tensor) -> Features:
     return Features(f.initial[i], f.temporal[i], f.summary_per_realization[i], f.summary[i])
 
 
-# The tokenizer describes an operator's behaviour from its initial condition, as Phase 0 did:
-# the window of H + 1 states starting at X_0.
-WINDOW_START = 0
-
-
 def load_training_data(dataset: str | Path, cfg: NOAConfig, progress: bool = True
                        ) -> TokenizerData:
     """Features of the window [0, H] of every stored trajectory, computed here."""
@@ -67,7 +62,7 @@ def load_training_data(dataset: str | Path, cfg: NOAConfig, progress: bool = Tru
         bar = tqdm(total=n, desc="features", unit="op", disable=not progress)
         for lo in range(0, n, EXTRACT_BATCH):
             traj = torch.from_numpy(r.trajectories(slice(lo, min(n, lo + EXTRACT_BATCH))))
-            window = feature_window(traj, WINDOW_START, dyn.feature_horizon)
+            window = feature_window(traj, FEATURE_WINDOW_START, dyn.feature_horizon)
             with torch.no_grad():
                 parts.append(extractor(window))
             starts.append(window[:, :, 0].mean(1))

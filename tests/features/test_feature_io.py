@@ -77,9 +77,7 @@ def test_bad_feature_files_name_file_and_key(tmp_path: Path) -> None:
     bad.summary[2, 0] = float("nan")
     with pytest.raises(DatasetError, match=r"summary/aggregated/features: non-finite .* \[2\]"):
         fio.write_feature_groups(path, bad, schema, context=0)
-    with pytest.raises(DatasetError, match=r"dynamics\.context_max"):
-        fio.write_feature_groups(path, _random_features(5, 2, 4), schema)
-    fio.write_feature_groups(path, _random_features(5, 2, 4), schema, context=0)
+    fio.write_feature_groups(path, _random_features(5, 2, 4), schema)  # window from X_0
     with h5py.File(path, "r+") as f:
         del f[fio.FEATURES_GROUP].attrs[fio.ATTR_SCHEMA]
     with pytest.raises(DatasetError, match=r"features@feature_schema: missing"):
@@ -92,7 +90,7 @@ def test_extract_cli_writes_a_new_file_and_leaves_the_input(
     out = tmp_path / "sub" / "with_features.h5"
     assert main(["features", "extract", str(tiny6), "--out", str(out), "--no-progress",
                  "--batch-size", "4"]) == 0
-    assert "features of 6 operators, states 2…18" in capsys.readouterr().out
+    assert "features of 6 operators, states 0…16" in capsys.readouterr().out
     assert L.sha256_file(tiny6) == before
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]   # no temporary left
     feats, schema = fio.read_features(out)
@@ -102,7 +100,7 @@ def test_extract_cli_writes_a_new_file_and_leaves_the_input(
         assert torch.isfinite(getattr(feats, name)).all()
     with DatasetReader(out) as r, DatasetReader(tiny6) as src:
         assert np.array_equal(r.trajectories([0, 5]), src.trajectories([0, 5]))
-        window = feature_window(torch.from_numpy(src.trajectories([1, 2])), 2, 16)
+        window = feature_window(torch.from_numpy(src.trajectories([1, 2])), 0, 16)
     direct = FeatureExtractor(schema)(window)
     torch.testing.assert_close(feats.summary[1:3], direct.summary)
 
@@ -129,5 +127,5 @@ def test_add_feature_groups_writes_into_a_fresh_file(tiny6: Path, tmp_path: Path
     path = tmp_path / "copy.h5"
     path.write_bytes(tiny6.read_bytes())
     summary = fio.add_feature_groups(path, progress=False)
-    assert summary["num_samples"] == 6 and summary["window"] == [2, 18]
+    assert summary["num_samples"] == 6 and summary["window"] == [0, 16]
     assert fio.read_feature_schema(path).digest() == summary["schema_digest"]
