@@ -11,12 +11,20 @@ from noa_core.cli.args import add_progress, add_workers, non_negative, positive,
 def _cmd_replay(a: argparse.Namespace) -> int:
     from noa_core.data.replay_stage import replay_dataset
 
-    summary = replay_dataset(a.dataset, a.out, split=a.split, steps=a.steps,
-                             realizations=a.realizations, shard=a.shard, config=a.config,
-                             workers=a.workers, progress=a.progress, device=a.device)
+    kwargs = dict(split=a.split, steps=a.steps, realizations=a.realizations, shard=a.shard,
+                  config=a.config, workers=a.workers, device=a.device)
+    if a.tokenizer is None:
+        summary = replay_dataset(a.dataset, a.out, progress=a.progress, **kwargs)
+    else:
+        from noa_core.tokenizer.ground_truth import replay_with_ground_truth
+
+        summary = replay_with_ground_truth(a.dataset, a.out, a.tokenizer,
+                                           progress=a.progress, **kwargs)
+    extra = "" if a.tokenizer is None else (
+        f", features and {summary['codebooks']} tokens per operator")
     print(f"wrote {summary['out']}: {summary['num_samples']} operators of split "
           f"{summary['split']} (shard {summary['shard']}), {summary['realizations']} "
-          f"realizations × {summary['steps']} steps, {summary['seconds']:.1f} s")
+          f"realizations × {summary['steps']} steps{extra}, {summary['seconds']:.1f} s")
     return 0
 
 
@@ -38,6 +46,9 @@ def replay_parser(prog: str) -> argparse.ArgumentParser:
                     "Shards (--shard I/N) are merged with `noa replay merge`.")
     p.add_argument("--dataset", required=True, type=Path, metavar="FILE")
     p.add_argument("--out", required=True, type=Path, metavar="FILE")
+    p.add_argument("--tokenizer", type=Path, default=None, metavar="DIR",
+                   help="also store ground-truth features (window [0, H]) and tokens "
+                        "(tokens/ids [N, Q]) computed with this frozen tokenizer")
     p.add_argument("--split", choices=("train", "val", "test", "all"), default="all")
     p.add_argument("--steps", type=non_negative, default=None,
                    help="updates S per trajectory (default: K_max + H)")

@@ -8,10 +8,12 @@ single-job file array for array.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from noa_core.config import NOAConfig, config_from_dict, load_config
@@ -23,6 +25,10 @@ from noa_core.data.parallel import default_workers, map_ordered
 from noa_core.dynamics.parameters import ThetaSpace
 from noa_core.dynamics.replay import CNOReplayer, Sample
 from noa_core.errors import DatasetError
+
+# Groups that layers above the data layer add to a replay file (features, tokens): a merge
+# carries them over without knowing what they mean.
+EXTRA_GROUPS: tuple[str, ...] = ("features", "tokens")
 
 
 def _setup(cfg_dict: dict[str, Any], device: str) -> CNOReplayer:
@@ -184,7 +190,10 @@ def _merge(readers: list[DatasetReader], out: str | Path) -> dict[str, Any]:
     cfg = config_from_dict(key0["config"] or {}, f"{first.path}:/metadata@config")
     space = ThetaSpace(cfg.parameter_space, cfg.dynamics)
     c, g, _ = first.field_shape
-    with DatasetWriter(out, num_samples=n, theta_dim=first.theta_dim, channels=c, grid=g,
+    extras = _extra_datasets(ordered)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.merge-tmp")
+    with DatasetWriter(tmp, num_samples=n, theta_dim=first.theta_dim, channels=c, grid=g,
                        realizations=first.num_realizations, num_steps=first.num_steps,
                        trajectory_dtype=str(first.trajectory_dtype),
                        chunk_samples=cfg.dataset.chunk_samples,
@@ -198,7 +207,59 @@ def _merge(readers: list[DatasetReader], out: str | Path) -> dict[str, Any]:
                              noise_scale=space.map(r.theta[k]).noise_scale, split=str(r.split[k]),
                              seeds=r.seeds(k), trajectory=_stored_trajectory(r, k))
                 row += 1
-    return {"out": str(out), "num_samples": n, "num_parts": len(ordered)}
+    try:
+        _copy_extra_datasets(ordered, extras, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"out": str(out), "num_samples": n, "num_parts": len(ordered),
+            "extra_datasets": extras}
+
+
+def _extra_datasets(parts: list[DatasetReader]) -> list[str]:
+    """Per-sample datasets outside the layout (e.g. features, tokens) present in every part.
+
+    A dataset present in some parts only would be silently lost or partial: refused.
+    """
+    def names(r: DatasetReader) -> set[str]:
+        found: set[str] = set()
+        for group in EXTRA_GROUPS:
+            obj = r.file.get(group)
+            if isinstance(obj, h5py.Group):
+                for key, item in _walk(obj):
+                    if isinstance(item, h5py.Dataset):
+                        found.add(f"{group}/{key}")
+        return found
+
+    sets = [names(r) for r in parts]
+    if any(s != sets[0] for s in sets):
+        odd = next(r for r, s in zip(parts, sets, strict=True) if s != sets[0])
+        raise DatasetError(f"{odd.path}: holds {sorted(names(odd))}, {parts[0].path} holds "
+                           f"{sorted(sets[0])}; all shards need the same feature/token groups")
+    return sorted(sets[0])
+
+
+def _walk(group: h5py.Group) -> list[tuple[str, h5py.HLObject]]:
+    items: list[tuple[str, h5py.HLObject]] = []
+    group.visititems(lambda key, item: items.append((key, item)))
+    return items
+
+
+def _copy_extra_datasets(parts: list[DatasetReader], keys: list[str], dest: Path) -> None:
+    """Concatenate each extra dataset over the parts (in shard order) into ``dest``, with the
+    group attributes of the first part (they describe the schema, equal across shards)."""
+    if not keys:
+        return
+    with h5py.File(dest, "r+") as f:
+        for key in keys:
+            arrays = [np.asarray(r.file[key][()]) for r in parts]
+            f.create_dataset(key, data=np.concatenate(arrays), compression="gzip")
+            for k, v in parts[0].file[key].attrs.items():
+                f[key].attrs[k] = v
+        for group in EXTRA_GROUPS:
+            if group in parts[0].file:
+                for k, v in parts[0].file[group].attrs.items():
+                    f[group].attrs[k] = v
 
 
 def _stored_trajectory(reader: DatasetReader, k: int) -> np.ndarray:

@@ -57,6 +57,12 @@ class Features:
         """``Tensor.to`` applied to every family."""
         return Features(*(getattr(self, f.name).to(*args, **kwargs) for f in fields(self)))
 
+    def rows(self, idx: slice | Tensor | list[int]) -> Features:
+        """The rows ``idx`` of every family."""
+        if not isinstance(idx, slice):
+            idx = torch.as_tensor(idx, dtype=torch.long)
+        return Features(*(getattr(self, f.name)[idx] for f in fields(self)))
+
     @staticmethod
     def concat(parts: list[Features]) -> Features:
         """Rows of ``parts`` stacked in order (every part of the same schema)."""

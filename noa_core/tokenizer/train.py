@@ -40,12 +40,6 @@ class TokenizerData:
     schema: FeatureSchema
 
 
-def take(f: Features, idx: np.ndarray | torch.Tensor) -> Features:
-    """Rows ``idx`` of every feature family."""
-    i = torch.as_tensor(idx, dtype=torch.long)
-    return Features(f.initial[i], f.temporal[i], f.summary_per_realization[i], f.summary[i])
-
-
 def load_training_data(dataset: str | Path, cfg: NOAConfig, progress: bool = True
                        ) -> TokenizerData:
     """Features of the window [0, H] of every stored trajectory, computed here."""
@@ -69,8 +63,7 @@ def load_training_data(dataset: str | Path, cfg: NOAConfig, progress: bool = Tru
             bar.update(len(traj))
         bar.close()
         split = r.split.copy()
-    feats = Features(*(torch.cat([getattr(p, k) for p in parts]) for k in
-                       ("initial", "temporal", "summary_per_realization", "summary")))
+    feats = Features.concat(parts)
     return TokenizerData(feats, torch.cat(starts), split, schema)
 
 
@@ -160,7 +153,7 @@ def train_families(tok: Tokenizer, train: TokenizerData, tr: np.ndarray, va: np.
                    progress: bool) -> dict[str, Any]:
     """Fit the family standardisers on train rows, then each autoencoder with early stopping."""
     fam = tok.families
-    f_tr, f_va = take(train.features, tr), take(train.features, va)
+    f_tr, f_va = train.features.rows(tr), train.features.rows(va)
     x_tr, x_va = train.x0[tr], train.x0[va]
     fam.initial.manual.fit(f_tr.initial)
     fam.summary.norm.fit(f_tr.summary)
@@ -174,7 +167,7 @@ def train_families(tok: Tokenizer, train: TokenizerData, tr: np.ndarray, va: np.
     history = {}
     for name, (module, loss_fn) in jobs.items():
         def step(idx: torch.Tensor, loss_fn=loss_fn) -> torch.Tensor:
-            return loss_fn(take(f_tr, idx), x_tr[idx])
+            return loss_fn(f_tr.rows(idx), x_tr[idx])
 
         def validate(loss_fn=loss_fn) -> float:
             with torch.no_grad():

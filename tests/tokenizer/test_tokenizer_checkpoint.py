@@ -127,3 +127,32 @@ def test_unsafe_or_incomplete_checkpoints_are_refused(trained_tokenizer: Path,
     torch.save({"x": Payload()}, evil / "weights.pt")
     with pytest.raises(TokenizerError, match="refused"):
         Tokenizer.from_checkpoint(evil)
+
+
+def test_replay_with_tokenizer_stores_features_and_tokens_and_merges(
+        tok_dataset: Path, trained_tokenizer: Path, tmp_path: Path) -> None:
+    from noa_core.cli import main
+    from noa_core.features.io import read_features
+    from noa_core.tokenizer.ground_truth import TOKENS
+
+    parts = []
+    for i in range(2):
+        parts.append(tmp_path / f"p{i}.h5")
+        assert main(["replay", "--dataset", str(tok_dataset), "--out", str(parts[-1]),
+                     "--split", "train", "--shard", f"{i}/2", "--tokenizer",
+                     str(trained_tokenizer), "--no-progress"]) == 0
+    merged = tmp_path / "merged.h5"
+    assert main(["replay", "merge", *map(str, parts), "--out", str(merged)]) == 0
+    whole = tmp_path / "whole.h5"
+    assert main(["replay", "--dataset", str(tok_dataset), "--out", str(whole), "--split",
+                 "train", "--tokenizer", str(trained_tokenizer), "--no-progress"]) == 0
+    with h5py.File(merged, "r") as a, h5py.File(whole, "r") as b:
+        assert np.array_equal(a[TOKENS][()], b[TOKENS][()])
+        assert a[TOKENS].shape[1] == len(Tokenizer.from_checkpoint(
+            trained_tokenizer).codebook_sizes)
+    feats, _ = read_features(merged)
+    tok = Tokenizer.from_checkpoint(trained_tokenizer)
+    with h5py.File(merged, "r") as f:
+        assert torch.equal(tok.tokens(feats), torch.from_numpy(f[TOKENS][()]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged.h5", "p0.h5", "p1.h5",
+                                                          "whole.h5"]
