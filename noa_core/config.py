@@ -397,7 +397,15 @@ class CleaningConfig(StrictModel):
 class VQConfig(StrictModel):
     """Categories, the per-category encoders and the 3-level EMA codebooks."""
 
+    @model_validator(mode="after")
+    def _categories(self) -> VQConfig:
+        if self.min_categories > self.max_categories:
+            raise ValueError(f"min_categories {self.min_categories} is above max_categories "
+                             f"{self.max_categories}")
+        return self
+
     max_categories: int = Field(8, ge=2)
+    min_categories: int = Field(2, ge=2)  # the silhouette choice starts here
     min_features_per_category: int = Field(3, ge=1)
     group_hidden_dim: int = Field(64, ge=4)
     group_embedding_dim: int = Field(32, ge=4)

@@ -88,7 +88,7 @@ def _silhouette_cut(dist: np.ndarray, cfg: VQConfig) -> tuple[np.ndarray, float]
         return np.ones(n, dtype=int), 0.0
     tree = linkage(squareform(dist, checks=False), method="ward")
     best, best_score = np.ones(n, dtype=int), -2.0
-    for k in range(2, min(cfg.max_categories, n - 1) + 1):
+    for k in range(min(cfg.min_categories, n - 1), min(cfg.max_categories, n - 1) + 1):
         labels = fcluster(tree, k, criterion="maxclust")
         if len(set(labels)) < 2:
             continue
