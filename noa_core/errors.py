@@ -38,3 +38,9 @@ class TrackingError(NOAError):
 
 class TrainingError(NOAError):
     """Training cannot go on: a stream of non-finite steps, or an unusable checkpoint."""
+
+
+class EvaluationError(NOAError):
+    """Evaluation or export cannot run: a criteria file that does not match its schema, a
+    checkpoint, tokenizer and replay file that do not belong together, or an ONNX file that
+    lacks what ``noa predict`` needs."""

@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "noa_core.cli.train_cmd",
     "noa_core.cli.data_cmd",
     "noa_core.cli.tracking_cmd",
+    "noa_core.cli.evaluate_cmd",
+    "noa_core.cli.export_cmd",
 )
 
 EPILOG = """\
@@ -38,6 +40,9 @@ Stages (ARCHITECTURE.md, CLI contract):
   noa tokenizer train --dataset FILE --out DIR   Phase 0 tokenizer (VQ-VAE + family encoders)
   noa bootstrap --preset P --out DIR             dataset.h5 + tokenizer/ + MANIFEST.json
   noa train --config CFG --replay FILE --tokenizer DIR --out DIR   the NOA, frozen tokenizer
+  noa evaluate --checkpoint DIR --replay FILE --tokenizer DIR --out DIR   criteria + gate
+  noa export --checkpoint DIR --out FILE.onnx    the NOA step as ONNX, parity-checked
+  noa predict --onnx FILE --replay FILE --out FILE   roll out with ONNX Runtime alone
   noa data pull SRC DST                          fetch s3:// or local, verified by MANIFEST.json
   noa data push SRC DST                          publish a directory, MANIFEST.json written last
   noa promote --model-name NAME --version V --tracking-uri URI   move `champion` to V

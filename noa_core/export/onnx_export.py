@@ -4,6 +4,10 @@ The exported graph is ``StepModule``: inputs ``theta`` [B, P], ``context_embeddi
 ``u`` [B, C, H, W] (float32), output ``u_next`` [B, C, H, W]. The batch axis is dynamic; H and W
 are fixed at the traced grid (the AFNO mode layout depends on them). The dynamo exporter turns
 rfft2 / irfft2 into standard ``DFT`` nodes (opset 20), which ONNX Runtime runs on CPU.
+
+``check_parity`` compares one step; ``rollout_parity`` an H-step rollout (ONNX Runtime alone,
+``onnx_rollout``, against the model's own ``rollout``). The stage ``noa export`` around them is
+``noa_core.export.stage``; ``noa predict`` is ``noa_core.export.predict``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import copy
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 from noa_core.models.backbone import NOABackbone, StepModule
@@ -112,3 +118,51 @@ def check_parity(model: NOABackbone, onnx_path: str | Path, inputs: StepBatch,
     err = (got - ref).abs().flatten(1).amax(dim=1)
     scale = ref.flatten(1).std(dim=1, correction=0).clamp_min(1e-12)
     return float((err / scale).max())
+
+
+def session(onnx_path: str | Path, threads: int = 1):
+    """An ONNX Runtime CPU session of the exported step (``threads`` intra-op threads; 0: ORT's
+    default), created once and reused across the steps of a rollout."""
+    return _session(onnx_path, threads)
+
+
+def onnx_rollout(sess, theta: np.ndarray, context_embedding: np.ndarray, u_start: np.ndarray,
+                 steps: int) -> np.ndarray:
+    """Roll the exported step out in ONNX Runtime alone: [B, steps + 1, C, H, W], X_start
+    first. theta [B, P], context_embedding [B, E], u_start [B, C, H, W] (float32 arrays)."""
+    theta = np.ascontiguousarray(theta, dtype=np.float32)
+    emb = np.ascontiguousarray(context_embedding, dtype=np.float32)
+    u = np.ascontiguousarray(u_start, dtype=np.float32)
+    out = np.empty((u.shape[0], steps + 1, *u.shape[1:]), dtype=np.float32)
+    out[:, 0] = u
+    for t in range(1, steps + 1):
+        (u,) = sess.run([OUTPUT_NAME], {"theta": theta, "context_embedding": emb, "u": u})
+        out[:, t] = u
+    return out
+
+
+def rollout_parity(model: NOABackbone, onnx_path: str | Path, theta: torch.Tensor,
+                   u_start: torch.Tensor, steps: int, context: torch.Tensor | None = None,
+                   threads: int = 1) -> dict[str, Any]:
+    """ONNX Runtime against torch over an H-step rollout, per sample relative to its spread.
+
+    err_b = max_{t,c,y,x} |u^ORT_bt − u^torch_bt| / std_{t,c,y,x}(u^torch_b) (torch: the
+    model's own deterministic ``rollout`` on an eval-mode CPU copy). Returns the batch size,
+    steps, the per-sample errors, their max and whether every rollout stayed finite.
+    """
+    ref_model = copy.deepcopy(model).cpu().eval()
+    theta, u_start = theta.detach().float().cpu(), u_start.detach().float().cpu()
+    with torch.no_grad():
+        ref = ref_model.rollout(theta, u_start, steps, context)
+        emb = ref_model.context_embedding(context, theta.shape[0])
+    got = onnx_rollout(session(onnx_path, threads), theta.numpy(), emb.numpy(),
+                       u_start.numpy(), steps)
+    ref_np = ref.numpy().astype(np.float64)
+    err = np.abs(got.astype(np.float64) - ref_np).reshape(len(ref_np), -1).max(1)
+    scale = np.maximum(ref_np.reshape(len(ref_np), -1).std(1), 1e-12)
+    rel = err / scale
+    finite = bool(np.isfinite(got).all() and np.isfinite(ref_np).all())
+    return {"batch": int(theta.shape[0]), "steps": int(steps),
+            "max_rel_error": float(rel.max()) if finite else None,
+            "per_sample_rel_error": [float(x) for x in rel],
+            "max_abs_error": float(err.max()) if finite else None, "finite": finite}
