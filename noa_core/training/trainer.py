@@ -126,7 +126,11 @@ class Trainer:
         self.model.set_field_stats(*field_stats(self.train_ds.all_windows()))
         self.ddp = self.model
         if self.ctx.world > 1:
-            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model)
+            # Training feeds no context states, so a model built with a context encoder
+            # (model.context_max > 0) has parameters no training forward reaches; DDP must be
+            # told, or the second step fails waiting for their gradients.
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, find_unused_parameters=self.model.context_encoder is not None)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.t.lr,
                                      weight_decay=self.t.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, self.t))
@@ -174,11 +178,14 @@ class Trainer:
         self.ddp.train()
         self.opt.zero_grad(set_to_none=True)
         terms = self.losses(self._local(rows))
-        finite = torch.isfinite(terms["total"])
-        if finite:
+        finite = bool(torch.isfinite(terms["total"]))
+        norm = torch.tensor(float("nan"))
+        if finite or self.ctx.world > 1:
+            # Under DDP every rank runs backward even with a non-finite loss: the gradient
+            # all-reduce is collective, a rank that left it out would stall the others.
             terms["total"].backward()
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.t.grad_clip)
-            finite = torch.isfinite(norm)
+            finite = finite and bool(torch.isfinite(norm))
         if self.ctx.world > 1:  # every rank skips together
             flag = torch.tensor([float(finite)], device=self.ctx.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
