@@ -100,6 +100,7 @@ def overfit_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
 
 @pytest.fixture
 def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test (the previous count restored after)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
