@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from noa_core.config import NOAConfig, load_config
 from noa_core.data.generate import generate_dataset
@@ -26,16 +23,3 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory, tiny_cfg: NOAConfig) 
     out = tmp_path_factory.mktemp("tiny") / "dataset.h5"
     generate_dataset(tiny_cfg, out, num_samples=TINY_N, workers=1, progress=False)
     return out
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` of a moto S3 server running in a thread for the session."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
