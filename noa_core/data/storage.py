@@ -365,4 +365,38 @@ def read_manifest(src: str | Path, settings: S3Settings | None = None) -> Manife
     return _read_local_manifest(Path(src_s))
 
 
-__all__ = ["S3Settings", "TransferReport", "pull", "push", "read_manifest"]
+SMALL_OBJECT_LIMIT = 1 << 20  # bytes: configuration files, never data
+
+
+def read_small(uri: str | Path, settings: S3Settings | None = None,
+               limit: int = SMALL_OBJECT_LIMIT) -> bytes:
+    """The bytes of one small file (a criteria or config file) at ``s3://bucket/key`` or a path.
+
+    Refuses objects larger than ``limit`` bytes (data goes through ``pull`` and its manifest).
+    """
+    text = str(uri)
+    if not is_s3_url(text):
+        path = Path(text)
+        if not path.is_file():
+            raise StorageError(f"{path}: no such file")
+        size = path.stat().st_size
+        if size > limit:
+            raise StorageError(f"{path}: {size} bytes; a configuration file is at most {limit}")
+        return path.read_bytes()
+    loc = parse_s3_url(text)
+    if not loc.prefix:
+        raise StorageError(f"{text}: expected s3://bucket/key of a file")
+    try:
+        obj = loc.bucket, loc.prefix
+        client = make_client(settings or S3Settings.from_env())
+        size = int(client.head_object(Bucket=obj[0], Key=obj[1])["ContentLength"])
+        if size > limit:
+            raise StorageError(f"{text}: {size} bytes; a configuration file is at most {limit}")
+        return client.get_object(Bucket=obj[0], Key=obj[1])["Body"].read()
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise storage_error(exc, text, loc.bucket) from None
+
+
+__all__ = ["S3Settings", "TransferReport", "pull", "push", "read_manifest", "read_small"]

@@ -165,28 +165,42 @@ def criteria_from_dict(data: Any, origin: str = "<criteria>") -> Criteria:
 
 
 def load_criteria(source: str | Path | Criteria | None) -> Criteria:
-    """A ``Criteria`` from a path (inside the image), an existing object, or None (defaults).
-
-    ``s3://`` URIs are refused for now with a clear message (they are planned: the pipeline
-    would pull the file first, verified by its manifest).
-    """
+    """A ``Criteria`` from a path (inside the image), an ``s3://bucket/key`` URI (read with
+    boto3's standard credential chain and ``AWS_ENDPOINT_URL``), an existing object, or None
+    (the built-in defaults)."""
     if source is None:
         return Criteria()
     if isinstance(source, Criteria):
         return source
     text = str(source)
-    if "://" in text:
-        raise EvaluationError(f"criteria {text!r}: only a file path is supported for now; "
-                              "fetch the file first (noa data pull) and pass its path")
-    path = Path(text)
+    raw = _read_s3_criteria(text) if "://" in text else _read_local_criteria(Path(text))
     try:
-        raw = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise EvaluationError(f"{text}: invalid YAML: {exc}") from None
+    return criteria_from_dict(data, text)
+
+
+def _read_local_criteria(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise EvaluationError(f"{path}: no such criteria file") from None
     except OSError as exc:
         raise EvaluationError(f"{path}: cannot read the criteria file: {exc.strerror}") from None
+
+
+def _read_s3_criteria(uri: str) -> str:
+    from noa_core.data.s3_client import is_s3_url
+    from noa_core.data.storage import read_small
+    from noa_core.errors import StorageError
+
+    if not is_s3_url(uri):
+        raise EvaluationError(f"criteria {uri!r}: expected a file path (inside the image) or "
+                              "an s3://bucket/key URI")
     try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise EvaluationError(f"{path}: invalid YAML: {exc}") from None
-    return criteria_from_dict(data, str(path))
+        return read_small(uri).decode("utf-8")
+    except StorageError as exc:
+        raise EvaluationError(f"criteria file {exc}") from None
+    except UnicodeDecodeError:
+        raise EvaluationError(f"{uri}: the criteria file is not UTF-8 text") from None

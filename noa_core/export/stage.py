@@ -41,6 +41,7 @@ from noa_core.export.onnx_export import (
 )
 from noa_core.models.backbone import NOABackbone
 
+ONNX_FILE = "model.onnx"  # the file name inside an exported-model directory (pipeline artifact)
 TRACE_BATCH = 2
 PARITY_BATCH = 3  # ≠ TRACE_BATCH: the dynamic batch axis is exercised
 PARITY_TOLERANCE = 1e-4  # of each sample's field standard deviation

@@ -13,7 +13,7 @@ ALIAS_CHAMPION = "champion"
 TAG_PREFIX = "noa."
 
 # Lineage: the ``lineage`` dict's keys (what stages pass) and the tag each becomes on the run and
-# on the model version. ``*_sha256`` values are 64 lowercase hex digits.
+# on the model version. ``*_sha256`` values are 64 lowercase hex digits (or LINEAGE_UNKNOWN).
 LINEAGE_TAGS: dict[str, str] = {
     "pipeline_run_id": "noa.pipeline_run_id",  # the KFP run that produced the model
     "image_digest": "noa.image_digest",
@@ -22,6 +22,29 @@ LINEAGE_TAGS: dict[str, str] = {
     "tokenizer_sha256": "noa.tokenizer_sha256",
     "criteria_hash": "noa.criteria_hash",
 }
+
+# A lineage value that could not be determined (a stage run by hand has no pipeline run id or
+# image digest; a checkpoint written before lineage was recorded has no dataset sha256). Allowed
+# for every key, ``*_sha256`` included: an unknown value is said to be unknown, never faked.
+LINEAGE_UNKNOWN = "unknown"
+# Environment variable naming the commit the installed code was built from (an image sets it
+# from its build's revision); otherwise ``git rev-parse HEAD`` of a source checkout, or unknown.
+ENV_GIT_COMMIT = "NOA_GIT_COMMIT"
+
+# Training: the experiment its runs go to; the file in the training OUT directory naming the run
+# (so a retried pod that resumes continues the same run); the key of the run id in OUT/
+# metrics.json and in the checkpoint's config.yaml (section ``tracking``); the checkpoint
+# section holding the lineage training recorded.
+TRAIN_EXPERIMENT = "noa-phase1"
+TRAIN_RUN_FILE = "mlflow_run.json"
+RUN_ID_KEY = "mlflow_run_id"
+CHECKPOINT_TRACKING = "tracking"
+CHECKPOINT_LINEAGE = "lineage"
+# Metric names of a training run: ``train.<loss term>`` (and ``train.lr``, ``train.grad_norm``)
+# at each log point; the validation figures under their metrics.json names (``val_traj_mse``,
+# ``val_persistence_mse``, ``val_samples``) and ``val_by_policy.<policy>.<figure>``.
+TRAIN_METRIC_PREFIX = "train."
+VAL_POLICY_PREFIX = "val_by_policy."
 
 # Set by ``register_model`` on the version.
 TAG_ONNX_SHA256 = "noa.onnx_sha256"
@@ -44,3 +67,9 @@ DEFAULT_PROMOTION_REASON = "passed its gate"
 ARTIFACT_CONFIG = "config/resolved.yaml"
 ONNX_MODEL_NAME = "onnx"
 PYTORCH_MODEL_NAME = "pytorch"
+
+# The exit handler's record of each pipeline execution (``noa_core.tracking.pipeline_runs``).
+PIPELINE_EXPERIMENT = "noa-pipeline-runs"
+TAG_PIPELINE_STATE = "noa.pipeline_state"  # KFP's final state: SUCCEEDED, FAILED, ...
+TAG_PIPELINE_ERROR = "noa.pipeline_error"
+TAG_PIPELINE_MODEL = "noa.pipeline_model_name"

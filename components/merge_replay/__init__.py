@@ -1,0 +1,3 @@
+from components.merge_replay.component import merge_replay
+
+__all__ = ["merge_replay"]

@@ -1,0 +1,3 @@
+from components.register.component import register
+
+__all__ = ["register"]

@@ -1,0 +1,27 @@
+"""``register``: the NOA as a model version aliased ``challenger``, with lineage tags."""
+
+from kfp import dsl
+from kfp.dsl import Input, Model
+
+from components import PROJECT_IMAGE
+
+
+@dsl.component(base_image=PROJECT_IMAGE, install_kfp_package=False)
+def register(checkpoint: Input[Model], onnx: Input[Model], model_name: str, tracking_uri: str,
+             run_id: str, pipeline_run_id: str, image: str, dataset_sha256: str,
+             tokenizer_sha256: str, criteria_hash: str) -> str:
+    """``noa register --checkpoint DIR --onnx FILE --model-name NAME --tracking-uri URI
+    --run-id ID``: logs the ONNX and PyTorch flavours into the training run, creates a version
+    with alias ``challenger`` and lineage tags (pipeline run, image, git commit, dataset and
+    tokenizer sha256, criteria hash). Returns the version number."""
+    from pathlib import Path
+
+    from noa_core.export.stage import ONNX_FILE
+    from noa_core.tracking.register_stage import register_checkpoint
+
+    lineage = {"pipeline_run_id": pipeline_run_id, "image_digest": image,
+               "dataset_sha256": dataset_sha256, "tokenizer_sha256": tokenizer_sha256,
+               "criteria_hash": criteria_hash}
+    result = register_checkpoint(checkpoint.path, Path(onnx.path) / ONNX_FILE, model_name,
+                                 tracking_uri, run_id=run_id, lineage=lineage)
+    return str(result["version"])

@@ -1,0 +1,3 @@
+from components.reject.component import reject
+
+__all__ = ["reject"]

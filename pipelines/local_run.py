@@ -1,0 +1,208 @@
+"""``noa pipeline run-local``: the whole pipeline on this machine, through the real KFP local
+runner, against an embedded S3 endpoint and a local MLflow store.
+
+1. Phase 0 stand-ins: ``noa bootstrap --preset P`` (operator dataset + frozen tokenizer +
+   manifest) into ``WORK/phase0`` (reused when already there).
+2. An S3 endpoint on loopback (moto's server in a thread) with throwaway credentials in this
+   process's environment (the task subprocesses inherit them, as pods inherit Secrets); the
+   stand-ins are pushed to ``s3://BUCKET/phase0`` with their manifest.
+3. MLflow: ``sqlite:///WORK/mlflow.db`` (artifacts beside it).
+4. ``kfp.local.SubprocessRunner`` runs every component in this Python environment; outputs land
+   under ``WORK/kfp/<run>/<task>/``; train's run-scoped checkpoints under ``WORK/cache``.
+5. The outcome: the gate table, the registered version and its alias, where everything is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOCAL_BUCKET = "noa-phase0"
+LOCAL_PREFIX = "phase0"
+LOCAL_MODEL_NAME = "noa-phase1-local"
+# Throwaway credentials for the embedded endpoint only (moto accepts any); never real ones.
+LOCAL_S3_ENV = {"AWS_ACCESS_KEY_ID": "noa-local", "AWS_SECRET_ACCESS_KEY": "noa-local-secret",
+                "AWS_DEFAULT_REGION": "us-east-1"}
+DEMO_NOTE = ("A demo-sized run proves the machinery end to end; its gate outcome is not a "
+             "quality claim about the NOA.")
+
+
+@dataclass
+class LocalRun:
+    """Where one local pipeline run put things, and what it decided."""
+
+    work: Path
+    run_dir: Path
+    tracking_uri: str
+    model_name: str
+    s3_uri: str
+    seconds: float
+    gate: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None
+    champion: str | None = None
+    outcome: dict[str, Any] = field(default_factory=dict)
+
+    def artifact(self, task: str, name: str) -> Path:
+        """The output ``name`` of ``task`` in this run (``WORK/kfp/<run>/<task>/<name>``)."""
+        return self.run_dir / task / name
+
+
+@contextmanager
+def embedded_s3() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 (free port) and its throwaway credentials in the
+    environment for the duration; yields the endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in (*LOCAL_S3_ENV, "AWS_ENDPOINT_URL")}
+    os.environ.update({**LOCAL_S3_ENV, "AWS_ENDPOINT_URL": endpoint})
+    try:
+        yield endpoint
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+def stand_ins(work: Path, preset: str, progress: bool) -> Path:
+    """``WORK/phase0`` from ``noa bootstrap`` (kept when its manifest is already there)."""
+    from noa_core.data.manifest import MANIFEST_NAME
+    from noa_core.tokenizer.bootstrap import bootstrap
+
+    phase0 = work / "phase0"
+    if (phase0 / MANIFEST_NAME).is_file():
+        print(f"[run-local] Phase 0 stand-ins: reusing {phase0}", flush=True)
+        return phase0
+    print(f"[run-local] Phase 0 stand-ins: noa bootstrap --preset {preset} --out {phase0}",
+          flush=True)
+    summary = bootstrap(preset, phase0, progress=progress)
+    tok = summary["tokenizer"]
+    print(f"[run-local]   {summary['num_samples']} operators, tokenizer recon MSE "
+          f"{tok['recon_mse']:.4g}, utilization {tok['utilization']:.3f}, "
+          f"{summary['seconds']:.0f} s", flush=True)
+    return phase0
+
+
+def publish(phase0: Path) -> str:
+    """Create the bucket on the embedded endpoint and push the stand-ins; returns their URI."""
+    import boto3
+
+    from noa_core.data.storage import push
+
+    boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(
+        Bucket=LOCAL_BUCKET)
+    uri = f"s3://{LOCAL_BUCKET}/{LOCAL_PREFIX}"
+    report = push(phase0, uri)
+    print(f"[run-local] pushed {report.files} files ({report.bytes_total / 2**20:.0f} MiB) to "
+          f"{uri} on {os.environ['AWS_ENDPOINT_URL']}", flush=True)
+    return uri
+
+
+def run_local(work: str | Path, *, preset: str = "small", params: dict[str, Any] | None = None,
+              progress: bool = True) -> LocalRun:
+    """Run the whole pipeline locally (module docstring); returns where everything is.
+
+    ``params`` override the pipeline's parameters (``max_minutes``, ``criteria``, ...);
+    ``dataset_uri``, ``tracking_uri``, ``work_dir`` and ``image`` are set here.
+    """
+    from kfp import local
+
+    from pipelines.noa_phase1 import noa_phase1
+
+    work = Path(work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    phase0 = stand_ins(work, preset, progress)
+    tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
+    args: dict[str, Any] = {"preset": preset, "model_name": LOCAL_MODEL_NAME,
+                            "replay_shards": 3, **(params or {})}
+    with embedded_s3():
+        s3_uri = publish(phase0)
+        args.update(dataset_uri=s3_uri, tracking_uri=tracking_uri,
+                    work_dir=str(work / "cache"))
+        root = work / "kfp"
+        before = set(root.iterdir()) if root.exists() else set()
+        local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
+                   raise_on_error=False)
+        with warnings.catch_warnings():
+            # The runner warns that our image is not a Python image and that resources and
+            # accelerators have no effect locally: both are expected here.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            noa_phase1(**args)
+    run_dir = _new_run_dir(root, before)
+    run = LocalRun(work=work, run_dir=run_dir, tracking_uri=tracking_uri,
+                   model_name=args["model_name"], s3_uri=s3_uri,
+                   seconds=time.perf_counter() - started)
+    _read_outcome(run)
+    return run
+
+
+def _new_run_dir(root: Path, before: set[Path]) -> Path:
+    new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    if not new:
+        raise RuntimeError(f"{root}: the local runner created no run directory")
+    return new[-1]
+
+
+def _read_outcome(run: LocalRun) -> None:
+    from noa_core.tracking import champion_version
+    from noa_core.tracking.pipeline_runs import pipeline_outcomes
+
+    gate = run.artifact("evaluate", "gate")
+    if gate.is_file():
+        run.gate = json.loads(gate.read_text())
+    registered = _output_parameters(run.run_dir / "register")
+    run.version = registered.get("Output")
+    run.champion = champion_version(run.tracking_uri, run.model_name)
+    outcomes = pipeline_outcomes(run.tracking_uri)
+    run.outcome = outcomes[0] if outcomes else {}
+
+
+def _output_parameters(task_dir: Path) -> dict[str, Any]:
+    path = task_dir / "executor_output.json"
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text()).get("parameterValues", {})
+
+
+def summary(run: LocalRun) -> str:
+    """The text the main job ends with: gate table, registry state, where everything is."""
+    from noa_core.cli.evaluate_cmd import gate_table
+
+    lines = [f"== NOA Phase 1 pipeline, local run ({run.seconds / 60:.1f} min): "
+             f"{run.outcome.get('state', 'UNKNOWN')} =="]
+    if run.outcome.get("error"):
+        lines.append(f"error: {run.outcome['error']}")
+    if run.gate:
+        lines += [gate_table(run.gate), DEMO_NOTE]
+    decision = ("promoted: champion" if run.version and run.champion == run.version
+                else "rejected: champion unchanged" if run.version else "not registered")
+    lines.append(f"model {run.model_name}: version {run.version or '-'} (challenger), "
+                 f"{decision} (champion is version {run.champion or 'none'})")
+    lines += ["where everything is:",
+              f"  run directory      {run.run_dir}",
+              f"  Phase 0 stand-ins  {run.work / 'phase0'} (served as {run.s3_uri})",
+              f"  replay             {run.artifact('merge-replay', 'replay')}",
+              f"  checkpoint         {run.artifact('train-noa', 'checkpoint')}",
+              f"  report             {run.artifact('evaluate', 'report_html')}",
+              f"  gate               {run.artifact('evaluate', 'gate')}",
+              f"  ONNX               {run.artifact('export-onnx', 'onnx')}",
+              f"  MLflow store       {run.tracking_uri}",
+              f"  browse it with     mlflow ui --backend-store-uri {run.tracking_uri}"]
+    return "\n".join(lines)
