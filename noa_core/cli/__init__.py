@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "noa_core.cli.tracking_cmd",
     "noa_core.cli.evaluate_cmd",
     "noa_core.cli.export_cmd",
+    "noa_core.cli.pipeline_cmd",
 )
 
 EPILOG = """\
@@ -45,8 +46,12 @@ Stages (ARCHITECTURE.md, CLI contract):
   noa predict --onnx FILE --replay FILE --out FILE   roll out with ONNX Runtime alone
   noa data pull SRC DST                          fetch s3:// or local, verified by MANIFEST.json
   noa data push SRC DST                          publish a directory, MANIFEST.json written last
+  noa register --checkpoint DIR --onnx FILE --model-name NAME --tracking-uri URI   new version
   noa promote --model-name NAME --version V --tracking-uri URI   move `champion` to V
   noa reject --model-name NAME --version V --tracking-uri URI --gate FILE   tag failed criteria
+  noa pipeline compile --out FILE                the Kubeflow pipeline as KFP IR YAML
+  noa pipeline upload|submit|schedule --host URL ...   version it, run it, schedule retraining
+  noa pipeline run-local [--preset P]            the whole pipeline here, through kfp.local
 
 CFG is a preset name (tiny, small, paper) or a YAML file (which may `extends: PRESET`).
 """

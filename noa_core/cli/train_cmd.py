@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from noa_core.cli.args import add_progress, positive
+from noa_core.tracking.constants import RUN_ID_KEY
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
@@ -17,10 +18,13 @@ def _cmd_train(a: argparse.Namespace) -> int:
         updates = {k: v for k, v in (("max_steps", a.max_steps), ("max_minutes", a.max_minutes))
                    if v is not None}
         cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update=updates)})
-    m = train(cfg, a.replay, a.tokenizer, a.out, resume=a.resume, progress=a.progress)
+    m = train(cfg, a.replay, a.tokenizer, a.out, resume=a.resume, progress=a.progress,
+              tracking_uri=a.tracking_uri, pipeline_run_id=a.pipeline_run_id)
     print(f"wrote {a.out}: {m['steps']} steps ({m['skipped_nonfinite']} skipped as non-finite), "
           f"val trajectory MSE {m['val_traj_mse']:.4g} against persistence "
           f"{m['val_persistence_mse']:.4g} on {m['val_samples']} operators")
+    if RUN_ID_KEY in m:
+        print(f"{RUN_ID_KEY} {m[RUN_ID_KEY]}")
     return 0
 
 
@@ -38,7 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--tokenizer", required=True, type=Path, metavar="DIR")
     t.add_argument("--out", required=True, type=Path, metavar="DIR")
     t.add_argument("--resume", action="store_true",
-                   help="continue from OUT/state.pt exactly when it exists")
+                   help="continue from OUT/state.pt exactly when it exists (and, tracking, the "
+                        "MLflow run recorded in OUT/mlflow_run.json)")
+    t.add_argument("--tracking-uri", default=None, metavar="URI",
+                   help="log into an MLflow run (sqlite:///PATH or http(s)://HOST:PORT): params, "
+                        "resolved config, step metrics; its id goes to OUT/metrics.json as "
+                        "mlflow_run_id. Never guessed: without it nothing is tracked")
+    t.add_argument("--pipeline-run-id", default=None, metavar="ID",
+                   help="the pipeline run this training belongs to (a lineage tag)")
     t.add_argument("--max-steps", type=positive, default=None,
                    help="override training.max_steps")
     t.add_argument("--max-minutes", type=float, default=None,

@@ -2,7 +2,8 @@
 
 MLflow's fluent API (needed to log models) reads a process-global tracking URI; ``fluent_uri``
 sets it, together with the registry URI, for the duration of a block under a lock and restores
-the previous values and environment afterwards, so nothing leaks into later calls.
+the previous values and environment afterwards, so nothing leaks into later calls. Within the
+block MLflow does not print run URLs to stdout (a stage's stdout is its own summary).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from noa_core.tracking.safety import redact_uri, require_tracking_uri
 
 _FLUENT_LOCK = threading.RLock()
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_QUIET_ENV = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 def client_for(tracking_uri: str | None) -> Any:
@@ -35,10 +37,11 @@ def fluent_uri(tracking_uri: str) -> Iterator[None]:
 
     uri = require_tracking_uri(tracking_uri)
     with _FLUENT_LOCK:
-        saved_env = {k: os.environ.get(k) for k in _URI_ENV}
+        saved_env = {k: os.environ.get(k) for k in (*_URI_ENV, _QUIET_ENV)}
         saved_tracking = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
         saved_registry = os.environ.get("MLFLOW_REGISTRY_URI")
         try:
+            os.environ[_QUIET_ENV] = "true"
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
             yield

@@ -33,6 +33,7 @@ from noa_core.tracking.constants import (
     DECISION_REJECTED,
     DEFAULT_PROMOTION_REASON,
     LINEAGE_TAGS,
+    LINEAGE_UNKNOWN,
     NO_VERSION,
     ONNX_MODEL_NAME,
     PYTORCH_MODEL_NAME,
@@ -87,7 +88,8 @@ def register_model(tracking_uri: str | None, model_name: str, run_id: str, onnx_
 
 
 def lineage_tags(lineage: Mapping[str, str]) -> dict[str, str]:
-    """Validate ``lineage`` (exactly the keys of ``LINEAGE_TAGS``) and map it to tag keys."""
+    """Validate ``lineage`` (exactly the keys of ``LINEAGE_TAGS``, none empty; ``*_sha256``
+    values 64 lowercase hex digits or ``LINEAGE_UNKNOWN``) and map it to tag keys."""
     missing = [k for k in LINEAGE_TAGS if not lineage.get(k)]
     unknown = [k for k in lineage if k not in LINEAGE_TAGS]
     if missing or unknown:
@@ -96,9 +98,9 @@ def lineage_tags(lineage: Mapping[str, str]) -> dict[str, str]:
     for key, value in lineage.items():
         if not isinstance(value, str):
             raise TrackingError(f"lineage {key!r}: expected a string, got {value!r}")
-        if key.endswith("_sha256") and not _HEX64.match(value):
-            raise TrackingError(f"lineage {key!r}: expected 64 lowercase hex digits, got "
-                                f"{value!r}")
+        if key.endswith("_sha256") and not (_HEX64.match(value) or value == LINEAGE_UNKNOWN):
+            raise TrackingError(f"lineage {key!r}: expected 64 lowercase hex digits (or "
+                                f"{LINEAGE_UNKNOWN!r}), got {value!r}")
     check_no_credentials(dict(lineage), "lineage")
     return {LINEAGE_TAGS[k]: v for k, v in lineage.items()}
 

@@ -104,6 +104,14 @@ def end_run(tracking_uri: str | None, run_id: str, status: RunStatus = "FINISHED
         client_for(uri).set_terminated(run_id, status=status)
 
 
+def reopen_run(tracking_uri: str | None, run_id: str) -> None:
+    """Set an existing run back to RUNNING (a retried training continues it); a run that does
+    not exist in this store is a ``TrackingError`` naming it."""
+    uri = require_tracking_uri(tracking_uri)
+    with tracking_errors(uri, f"continue run {run_id}"):
+        client_for(uri).update_run(run_id, status="RUNNING")
+
+
 def run_metrics(tracking_uri: str | None, run_id: str) -> dict[str, float]:
     """The latest value of every metric of the run."""
     uri = require_tracking_uri(tracking_uri)

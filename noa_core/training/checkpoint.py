@@ -3,6 +3,8 @@
 ``checkpoint/`` (what ``noa evaluate``, ``noa export`` and ``noa register`` take):
 - ``config.yaml``: format, version, the full resolved run configuration, the feature schema, the
   tokenizer's directory name and weights sha256, and the validation figures at save time;
+  from ``noa train``, also ``lineage`` (dataset and tokenizer sha256, git commit, pipeline run)
+  and, when it tracked, ``tracking.mlflow_run_id``;
 - ``model.pt``: the model's state dict, tensors only (``weights_only=True`` on load).
 
 ``state.pt`` (resume): model, AdamW and scheduler state, the global RNG state, counters. Only
@@ -49,8 +51,12 @@ def _safe_load(path: Path) -> Any:
 
 def save_model_checkpoint(directory: Path, model: NOABackbone, cfg: NOAConfig,
                           schema: FeatureSchema, tokenizer_dir: Path,
-                          info: dict[str, Any]) -> None:
-    """Write ``directory`` atomically (a temporary sibling, then renamed into place)."""
+                          info: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    """Write ``directory`` atomically (a temporary sibling, then renamed into place).
+
+    ``extra``: further top-level sections of ``config.yaml`` (plain YAML values), e.g. the
+    ``lineage`` and ``tracking`` (MLflow run id) that ``noa register`` reads.
+    """
     tmp = directory.with_name(f".{directory.name}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp / MODEL_FILE)
@@ -60,8 +66,12 @@ def save_model_checkpoint(directory: Path, model: NOABackbone, cfg: NOAConfig,
         "tokenizer": {"name": tokenizer_dir.name,
                       "weights_sha256": _sha256(tokenizer_dir / "weights.pt")},
         "info": {k: v for k, v in info.items() if k != "by_policy"},
-        "config": cfg.model_dump(mode="json"),
     }
+    clash = sorted(set(extra or {}) & {*meta, "config"})
+    if clash:
+        raise ValueError(f"checkpoint sections {clash} are reserved")
+    meta.update(extra or {})
+    meta["config"] = cfg.model_dump(mode="json")
     (tmp / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
     if directory.exists():
         for f in directory.iterdir():

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,12 @@ class Trainer:
         self.consecutive_skips = 0
         self.best_val = float("inf")
         self.history: list[dict[str, Any]] = []
+        # Set by ``train`` for tracking (rank 0): each metrics.jsonl record goes to ``on_record``;
+        # ``checkpoint_extra`` adds sections to checkpoint/config.yaml (lineage, the run id) and
+        # ``metrics_extra`` keys to metrics.json.
+        self.on_record: Callable[[dict[str, Any]], None] | None = None
+        self.checkpoint_extra: dict[str, Any] = {}
+        self.metrics_extra: dict[str, Any] = {}
 
     # --- one step -------------------------------------------------------------------------
 
@@ -240,6 +247,8 @@ class Trainer:
         if self.ctx.main:
             with open(self.out / LOG_FILE, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
+            if self.on_record is not None:
+                self.on_record(record)
 
     def _save_state(self) -> None:
         if self.ctx.main:
@@ -282,7 +291,8 @@ class Trainer:
         metrics = {**val, "steps": self.step, "skipped_nonfinite": self.skipped,
                    "best_val_traj_mse": self.best_val, "train_seconds":
                    round(time.perf_counter() - started, 1), "last_train": last,
-                   "parameters": self.model.num_parameters(), "loss_mode": t.loss_mode}
+                   "parameters": self.model.num_parameters(), "loss_mode": t.loss_mode,
+                   **self.metrics_extra}
         if self.ctx.main:
             (self.out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
         return metrics
@@ -296,15 +306,36 @@ class Trainer:
             self.best_val = val["val_traj_mse"]
             if self.ctx.main:
                 save_model_checkpoint(self.out / BEST_DIR, self.model, self.cfg, self.schema,
-                                      self.tokenizer_dir, {"step": self.step, **val})
+                                      self.tokenizer_dir, {"step": self.step, **val},
+                                      extra=self.checkpoint_extra)
         return val
 
 
 def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: str | Path, *,
-          resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Build a trainer, optionally resume, fit. The stage function behind ``noa train``."""
+          resume: bool = False, progress: bool = True, tracking_uri: str | None = None,
+          pipeline_run_id: str | None = None) -> dict[str, Any]:
+    """Build a trainer, optionally resume, fit. The stage function behind ``noa train``.
+
+    The checkpoint records the lineage training knows (dataset and tokenizer sha256, git
+    commit, ``pipeline_run_id``). With ``tracking_uri``, rank 0 logs into an MLflow run (opened,
+    or continued when resuming: ``noa_core.training.tracked``) and the returned metrics, OUT/
+    metrics.json and the checkpoint carry its id as ``mlflow_run_id``. Without one, nothing
+    touches MLflow.
+    """
+    from noa_core.tracking.constants import CHECKPOINT_LINEAGE
+    from noa_core.tracking.lineage import training_lineage
+    from noa_core.tracking.safety import require_tracking_uri
+
+    if tracking_uri is not None:
+        tracking_uri = require_tracking_uri(tracking_uri)  # refused before any work
     trainer = Trainer(cfg, replay, tokenizer_dir, out, progress)
     if resume and (Path(out) / STATE_FILE).exists():
         trainer.resume()
-    return trainer.fit()
+    lineage = training_lineage(replay, tokenizer_dir, pipeline_run_id)
+    trainer.checkpoint_extra[CHECKPOINT_LINEAGE] = lineage
+    if tracking_uri is None or not trainer.ctx.main:
+        return trainer.fit()
+    from noa_core.training.tracked import fit_tracked
+
+    return fit_tracked(trainer, tracking_uri, lineage, resume=resume)
 

@@ -1,5 +1,6 @@
-"""A real ``mlflow server`` process on loopback (sqlite backend, artifacts served by it) and a
-tiny stand-in for the NOA: a 1×1 convolution and its ONNX export.
+"""A real ``mlflow server`` process on loopback (sqlite backend, artifacts served by it), a
+tiny stand-in for the NOA (a 1×1 convolution and its ONNX export) and, for the tests that run
+the real stages, tiny Phase 0 artifacts (``phase0``).
 
 The server starts once per session in its own process group and is stopped, group and all, at
 the end. The ONNX export runs while the server boots.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pipeline_test_support import build_phase0
 from tracking_test_support import StandIn
 
 SERVER_BOOT_LIMIT_S = 180.0  # a deadline for a slow machine, not a timing assertion
@@ -109,3 +111,9 @@ def stand_in(tmp_path_factory: pytest.TempPathFactory, _mlflow_process: _Server)
                       input_names=["u"], output_names=["u_next"],
                       dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
     return StandIn(module, path, example)
+
+
+@pytest.fixture(scope="session")
+def phase0(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``build_phase0``: config, dataset, tokenizer, replay (all splits) and criteria files."""
+    return build_phase0(tmp_path_factory.mktemp("phase0"))

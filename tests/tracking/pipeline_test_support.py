@@ -1,0 +1,68 @@
+"""Tiny Phase 0 artifacts for the tracking tests that run the real stages (train, evaluate,
+export, register): a dataset, a quickly fitted tokenizer and a replay of every split with
+ground-truth tokens, plus a criteria file sized for 3 test operators."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+# `tiny` with a short tokenizer fit and a 4-step training (validation and checkpoints at 2, 4).
+FAST = """\
+extends: tiny
+tokenizer:
+  training: {epochs: 3, patience: 3, batch_size: 16}
+  families: {hidden_dim: 16, training: {epochs: 1, patience: 1, batch_size: 16}}
+training:
+  batch_size: 4
+  max_steps: 4
+  warmup_steps: 1
+  val_every: 2
+  checkpoint_every: 2
+  log_every: 1
+"""
+
+# Every criterion computable on 3 test operators (k = 2 clusters).
+FAST_CRITERIA = """\
+version: 1
+name: fast
+seed: 0
+min_samples: 2
+batch_size: 2
+bootstrap: {resamples: 100, level: 0.9}
+clustering: {k: 2, n_init: 2, max_iter: 50}
+"""
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread (2 shared cores: two threads wait on each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def build_phase0(root: Path) -> dict[str, Path]:
+    """{"config", "dataset", "tokenizer", "replay", "criteria"} under ``root``: 18 operators
+    (12/3/3 train/val/test), replayed with ground-truth features and tokens."""
+    from noa_core.config import load_config
+    from noa_core.data.generate import generate_dataset
+    from noa_core.tokenizer.ground_truth import replay_with_ground_truth
+    from noa_core.tokenizer.train import train_tokenizer
+
+    config, criteria = root / "fast.yaml", root / "fast_criteria.yaml"
+    config.write_text(FAST)
+    criteria.write_text(FAST_CRITERIA)
+    data, tok, replay = root / "dataset.h5", root / "tokenizer", root / "replay.h5"
+    with one_thread():
+        generate_dataset(load_config(config), data, num_samples=18, workers=1, progress=False)
+        train_tokenizer(data, tok, progress=False)
+        replay_with_ground_truth(data, replay, tok, split="all", workers=1, progress=False)
+    return {"config": config, "dataset": data, "tokenizer": tok, "replay": replay,
+            "criteria": criteria}
