@@ -31,17 +31,32 @@ def client_for(tracking_uri: str | None) -> Any:
 
 
 @contextmanager
+def quiet_urls() -> Iterator[None]:
+    """Within the block MLflow does not print "View run ... at: URL" to stdout (it does when a
+    run is terminated); the environment variable is restored afterwards."""
+    with _FLUENT_LOCK:
+        saved = os.environ.get(_QUIET_ENV)
+        os.environ[_QUIET_ENV] = "true"
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop(_QUIET_ENV, None)
+            else:
+                os.environ[_QUIET_ENV] = saved
+
+
+@contextmanager
 def fluent_uri(tracking_uri: str) -> Iterator[None]:
     """Pin MLflow's global tracking and registry URIs to ``tracking_uri`` within the block."""
     import mlflow
 
     uri = require_tracking_uri(tracking_uri)
-    with _FLUENT_LOCK:
-        saved_env = {k: os.environ.get(k) for k in (*_URI_ENV, _QUIET_ENV)}
+    with _FLUENT_LOCK, quiet_urls():
+        saved_env = {k: os.environ.get(k) for k in _URI_ENV}
         saved_tracking = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
         saved_registry = os.environ.get("MLFLOW_REGISTRY_URI")
         try:
-            os.environ[_QUIET_ENV] = "true"
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
             yield

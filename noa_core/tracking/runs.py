@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from noa_core.errors import TrackingError
-from noa_core.tracking.client import client_for, error_code, tracking_errors
+from noa_core.tracking.client import client_for, error_code, quiet_urls, tracking_errors
 from noa_core.tracking.constants import ARTIFACT_CONFIG
 from noa_core.tracking.safety import check_no_credentials, flatten, require_tracking_uri
 
@@ -100,7 +100,7 @@ def set_run_tags(tracking_uri: str | None, run_id: str, tags: Mapping[str, str])
 def end_run(tracking_uri: str | None, run_id: str, status: RunStatus = "FINISHED") -> None:
     """Mark the run finished, failed or killed (a failed pipeline leaves this record)."""
     uri = require_tracking_uri(tracking_uri)
-    with tracking_errors(uri, f"end run {run_id}"):
+    with tracking_errors(uri, f"end run {run_id}"), quiet_urls():
         client_for(uri).set_terminated(run_id, status=status)
 
 

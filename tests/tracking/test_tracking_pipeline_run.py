@@ -24,10 +24,12 @@ from pipeline_test_support import one_thread
 
 from noa_core.cli import main
 from noa_core.config import load_config
+from noa_core.errors import TrackingError
 from noa_core.evaluation.criteria import load_criteria
 from noa_core.evaluation.evaluate import evaluate
 from noa_core.export.metadata import read_metadata
 from noa_core.export.stage import export_model
+from noa_core.features.schema import feature_schema
 from noa_core.tracking.client import fluent_uri
 from noa_core.tracking.constants import (
     ALIAS_CHALLENGER,
@@ -38,6 +40,8 @@ from noa_core.tracking.constants import (
     TAG_PYTORCH_MODEL_URI,
     TRAIN_METRIC_PREFIX,
 )
+from noa_core.tracking.register_stage import register_checkpoint
+from noa_core.training.checkpoint import load_model_checkpoint, save_model_checkpoint
 from noa_core.training.trainer import train
 
 pytestmark = pytest.mark.slow  # the whole stage chain on `tiny`: ~1 min on 2 shared cores
@@ -179,3 +183,22 @@ def test_registered_model_serves_what_noa_predict_predicts(
               f"{fields[:, 1].std():.3g})")
     assert serving_diff <= SERVING_ATOL
     assert torch_diff <= TORCH_ATOL
+
+
+def test_register_refuses_an_onnx_file_of_another_checkpoint(
+        pipeline: dict[str, Any], phase0: dict[str, Path], tracking_uri: str,
+        tmp_path: Path) -> None:
+    import torch
+
+    model, cfg, _ = load_model_checkpoint(pipeline["out"] / "checkpoint")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    other = tmp_path / "checkpoint"
+    save_model_checkpoint(other, model, cfg, feature_schema(cfg.dynamics.feature_horizon),
+                          phase0["tokenizer"], {"step": 4})
+    with pytest.raises(TrackingError, match=r"not the step of .*export it again"):
+        register_checkpoint(other, pipeline["onnx"], pipeline["name"], tracking_uri,
+                            run_id=pipeline["run_id"])
+    versions = pipeline["client"].search_model_versions(f"name = '{pipeline['name']}'")
+    assert [v.version for v in versions] == ["1"]
