@@ -23,7 +23,8 @@ Lineage (each key of ``LINEAGE_TAGS``; later sources win):
    no ``criteria``, ``criteria_sha256`` of the run's ``evaluation/gate.json`` when evaluate
    logged one;
 4. ``pipeline_run_id`` and ``image_digest`` when given;
-5. ``lineage`` entries (the caller's word wins).
+5. ``lineage`` entries (the caller's word wins; an empty value, a pipeline parameter left
+   unset, counts as not given).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def resolve_lineage(meta: dict[str, Any], tracking_uri: str, run_id: str, *,
     values["criteria_hash"] = criteria_hash(criteria, tracking_uri, run_id)
     values.update({k: v for k, v in (("pipeline_run_id", pipeline_run_id),
                                      ("image_digest", image_digest)) if v})
-    values.update(lineage or {})
+    values.update({k: v for k, v in (lineage or {}).items() if v or k not in LINEAGE_TAGS})
     return values
 
 

@@ -52,7 +52,7 @@ def test_lineage_unknown_unless_recorded_or_given(tmp_path: Path) -> None:
                        "git_commit": LINEAGE_UNKNOWN, "pipeline_run_id": "kfp-train"}
     full = resolve_lineage(meta, URI, "r", pipeline_run_id="kfp-register",
                            image_digest="sha256:" + "0" * 64, criteria=H["crit"],
-                           lineage={"git_commit": "c" * 40})
+                           lineage={"git_commit": "c" * 40, "dataset_sha256": ""})
     assert full == {"pipeline_run_id": "kfp-register", "image_digest": "sha256:" + "0" * 64,
                     "git_commit": "c" * 40, "dataset_sha256": H["data"],
                     "tokenizer_sha256": H["tok"], "criteria_hash": H["crit"]}
