@@ -7,7 +7,8 @@ with checkpoints and the ONNX graph. ``cond`` [B, E] = θ embedding + context em
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +16,7 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from noa_core.config import ModelConfig
 from noa_core.models.conditioning import ContextEncoder, ThetaEmbedding
-from noa_core.models.heads import FeatureHeads
+from noa_core.models.heads import FeatureHeads, pool_features
 from noa_core.models.stochastic import draw_latent_noise
 from noa_core.models.u_afno import UAFNO
 
@@ -120,6 +121,26 @@ class NOABackbone(nn.Module):
                    latent_noise: torch.Tensor | None) -> torch.Tensor:
         return self.step(u, cond=cond, latent_noise=latent_noise)
 
+    def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor,
+                     latent_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(u_{t+1} [B, C, H, W], the heads' pooled features of u_t [B, P]) from one pass."""
+        delta, z, skips = self.net.forward_with_features(self.normalize(u), cond, latent_noise)
+        return u + delta * self.field_std[:, None, None], pool_features(z, skips)
+
+    def _pool_state(self, u: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The heads' pooled features [B, P] of a state u [B, C, H, W] (encoder pass only)."""
+        return pool_features(*self.net.encode(self.normalize(u), cond))
+
+    @staticmethod
+    def _run(fn: Callable[..., Any], no_grad: bool, checkpoint: bool, *args: Any) -> Any:
+        """fn(*args) under no_grad (warm-up), activation checkpointing, or plainly."""
+        if no_grad:
+            with torch.no_grad():
+                return fn(*args)
+        if checkpoint and torch.is_grad_enabled():
+            return activation_checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
     def rollout(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
                 context: torch.Tensor | None = None, *, grad_window: int | None = None,
                 checkpoint: bool = False, noise: bool = False,
@@ -138,6 +159,16 @@ class NOABackbone(nn.Module):
                 ``generator`` (or the global RNG).
             cond: a precomputed ``embed(theta, context)`` to reuse.
         """
+        return self._rollout(theta, u_start, steps, context, grad_window, checkpoint, noise,
+                             generator, cond, pooled=False)[0]
+
+    def _rollout(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
+                 context: torch.Tensor | None, grad_window: int | None, checkpoint: bool,
+                 noise: bool, generator: torch.Generator | None, cond: torch.Tensor | None,
+                 pooled: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``rollout`` [B, steps + 1, C, H, W] and, when ``pooled``, the heads' pooled features
+        of every state [B, steps + 1, P], taken from the steps' own encoder passes (the last
+        state's from one more encoder pass) under the same gradient rule as the step."""
         if steps < 0:
             raise ValueError(f"steps must be non-negative, got {steps}")
         if grad_window is not None and grad_window < 0:
@@ -147,19 +178,20 @@ class NOABackbone(nn.Module):
             cond = self.embed(theta, context)
         warm = 0 if grad_window is None else max(0, steps - grad_window)
         noisy = noise and self.cfg.stochastic.enabled
-        states, u = [u_start], u_start
+        states, pools, u = [u_start], [], u_start
         for t in range(steps):
             eps = (draw_latent_noise(self.cfg.stochastic, t, self.noise_shape(u), u, generator)
                    if noisy else None)
-            if t < warm:
-                with torch.no_grad():
-                    u = self._step_cond(u, cond, eps)
-            elif checkpoint and torch.is_grad_enabled():
-                u = activation_checkpoint(self._step_cond, u, cond, eps, use_reentrant=False)
+            if pooled:
+                u, feats = self._run(self._step_pooled, t < warm, checkpoint, u, cond, eps)
+                pools.append(feats)
             else:
-                u = self._step_cond(u, cond, eps)
+                u = self._run(self._step_cond, t < warm, checkpoint, u, cond, eps)
             states.append(u)
-        return torch.stack(states, dim=1)
+        if not pooled:
+            return torch.stack(states, dim=1), None
+        pools.append(self._run(self._pool_state, steps - 1 < warm, checkpoint, u, cond))
+        return torch.stack(states, dim=1), torch.stack(pools, dim=1)
 
     def forward(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
                 context: torch.Tensor | None = None, *, grad_window: int | None = None,
@@ -167,12 +199,18 @@ class NOABackbone(nn.Module):
                 generator: torch.Generator | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Rollout [B, steps + 1, C, H, W] and heads in one call: the unit DDP wraps, so
-        every parameter's gradient is produced inside one forward."""
+        every parameter's gradient is produced inside one forward.
+
+        The heads read the features each step computed of its input state (equal to
+        ``heads(u_start, θ, context, rollout)`` without a second encoder pass over the
+        T + 1 states); their gradient reaches the encoder through the grad-window states only.
+        """
+        if steps < 1:
+            raise ValueError(f"the heads need a rollout of at least 1 step, got {steps}")
         cond = self.embed(theta, context)
-        rollout = self.rollout(theta, u_start, steps, context, grad_window=grad_window,
-                               checkpoint=checkpoint, noise=noise, generator=generator,
-                               cond=cond)
-        return rollout, self.heads(u_start, theta, context, rollout, cond=cond)
+        rollout, pooled = self._rollout(theta, u_start, steps, context, grad_window, checkpoint,
+                                        noise, generator, cond, pooled=True)
+        return rollout, self.feature_heads.forward_pooled(pooled[:, 0], pooled[:, 1:], cond)
 
     # -- features and heads -------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ conditioning vector ``cond`` [B, E]:
   mean and max over time → MLP;
 - TEMPORAL [B, 128]: every ``skip_i`` of every predicted state, spatial mean per channel, as a
   series [B, Σc_i, T] → 1D residual convolutions over time → mean over time → MLP.
+
+The heads read the feature maps only through spatial statistics, so a state's features are first
+reduced to one vector (``pool_features``: [N, 2c_L + Σc_i]); a rollout can collect these while it
+steps (every step encodes its input state anyway) instead of encoding its states again.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ def spatial_mean_std(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, torch.sqrt(var + 1e-6)], dim=1)
 
 
+def pool_features(bottleneck: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    """One state's head inputs: bottleneck [N, c_L, h, w] and skips [N, c_i, H/2^i, W/2^i] (level
+    order) → [N, 2c_L + Σc_i] = (bottleneck mean, bottleneck std, each skip's mean) per channel."""
+    return torch.cat([spatial_mean_std(bottleneck)] + [s.mean(dim=(2, 3)) for s in skips], dim=1)
+
+
 class TemporalResBlock(nn.Module):
     """x + conv(GELU(conv(GELU(x)))) over time: [B, D, T] → [B, D, T]."""
 
@@ -49,6 +59,7 @@ class FeatureHeads(nn.Module):
                  cond_dim: int) -> None:
         super().__init__()
         hid = cfg.hidden
+        self.bottleneck_channels = bottleneck_channels
         self.initial = _mlp(2 * bottleneck_channels + cond_dim, hid, cfg.initial)
         self.summary = _mlp(2 * bottleneck_channels + cond_dim, hid, cfg.summary)
         self.temporal_in = nn.Conv1d(sum(skip_channels), hid, 1)
@@ -59,13 +70,23 @@ class FeatureHeads(nn.Module):
                 cond: torch.Tensor, steps: int) -> dict[str, torch.Tensor]:
         """start: features of the start state [B, …]; states: of T = ``steps`` predicted states
         flattened time-major per sample [B·T, …]; cond [B, E] → {name: [B, size]}."""
-        b = cond.shape[0]
-        initial = self.initial(torch.cat([spatial_mean_std(start["bottleneck"]), cond], dim=1))
-        z = states["bottleneck"].mean(dim=(2, 3)).unflatten(0, (b, steps))  # [B, T, c_L]
+        return self.forward_pooled(self._pool(start), self._pool(states).unflatten(0, (-1, steps)),
+                                   cond)
+
+    @staticmethod
+    def _pool(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        skips = sorted((k for k in feats if k.startswith("skip_")), key=lambda k: int(k[5:]))
+        return pool_features(feats["bottleneck"], [feats[k] for k in skips])
+
+    def forward_pooled(self, start: torch.Tensor, states: torch.Tensor,
+                       cond: torch.Tensor) -> dict[str, torch.Tensor]:
+        """start [B, P] and states [B, T, P] from ``pool_features``, cond [B, E] →
+        {name: [B, size]}."""
+        c = self.bottleneck_channels
+        initial = self.initial(torch.cat([start[:, :2 * c], cond], dim=1))
+        z = states[..., :c]  # [B, T, c_L] spatial means of the bottleneck
         summary = self.summary(torch.cat([z.mean(dim=1), z.amax(dim=1), cond], dim=1))
-        skips = sorted((k for k in states if k.startswith("skip_")), key=lambda k: int(k[5:]))
-        series = torch.cat([states[k].mean(dim=(2, 3)) for k in skips], dim=1)
-        series = series.unflatten(0, (b, steps)).transpose(1, 2)  # [B, Σc_i, T]
+        series = states[..., 2 * c:].transpose(1, 2)  # [B, Σc_i, T]
         t = self.temporal_blocks(self.temporal_in(series)).mean(dim=2)
         temporal = self.temporal(torch.cat([t, cond], dim=1))
         return {"initial": initial, "summary": summary, "temporal": temporal}

@@ -129,6 +129,16 @@ class UAFNO(nn.Module):
         z, skips = self.encode(x, cond, latent_noise)
         return self.decode(z, skips, cond)
 
+    def forward_with_features(self, x: torch.Tensor, cond: torch.Tensor,
+                              latent_noise: torch.Tensor | None = None
+                              ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Δ [B, C_out, H, W] with the features the step computed on the way: the bottleneck
+        before any latent noise [B, c_L, H/2^L, W/2^L] (as ``get_intermediate_features``) and
+        the skips [B, c_i, H/2^i, W/2^i]."""
+        z, skips = self.encode(x, cond)
+        noisy = z if latent_noise is None else z + latent_noise
+        return self.decode(noisy, skips, cond), z, skips
+
     def latent_shape(self, x: torch.Tensor) -> tuple[int, int, int, int]:
         """Shape of the bottleneck for a field x [B, C, H, W]."""
         f = 2 ** self.levels

@@ -7,7 +7,7 @@ import torch
 
 from noa_core.config import ModelConfig, load_config
 from noa_core.errors import ConfigError
-from noa_core.models import MODELS, build_model
+from noa_core.models import MODELS, build_model, perturb_zero_layers
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +60,34 @@ def test_heads_have_the_family_sizes_and_default_to_a_horizon_rollout() -> None:
         assert all(torch.equal(default[k], again[k]) for k in out)
         with pytest.raises(ValueError, match="T ≥ 1"):
             model.heads(u, theta, rollout=u[:, None])
+
+
+@pytest.mark.parametrize(("window", "checkpoint"), [(None, False), (2, True)])
+def test_forward_heads_reuse_the_rollout_features(window: int | None, checkpoint: bool) -> None:
+    """``forward`` takes the heads' inputs from the steps' own encoder passes: the same heads
+    as a second encoder pass over the rollout (``heads``), and the same parameter gradients
+    when every step keeps its graph."""
+    cfg = load_config("tiny")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    perturb_zero_layers(model, 0.1, torch.Generator().manual_seed(1))
+    theta, u = torch.rand(3, 12), torch.randn(3, 2, 16, 16)
+    traj, heads = model(theta, u, 5, grad_window=window, checkpoint=checkpoint)
+    assert torch.equal(traj, model.rollout(theta, u, 5))
+    again = model.heads(u, theta, rollout=traj)
+    for k in heads:
+        torch.testing.assert_close(heads[k], again[k], atol=1e-5, rtol=1e-5)
+    if window is None:
+        grads = torch.autograd.grad(sum(h.square().sum() for h in heads.values()),
+                                    model.parameters(), allow_unused=True, retain_graph=True)
+        refs = torch.autograd.grad(sum(h.square().sum() for h in again.values()),
+                                   model.parameters(), allow_unused=True)
+        for g, r in zip(grads, refs, strict=True):
+            assert (g is None) == (r is None)
+            if g is not None:
+                torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="at least 1 step"):
+        model(theta, u, 0)
 
 
 @pytest.mark.parametrize(("preset", "low", "high"),
