@@ -41,8 +41,10 @@ def schedule_problems(doc: dict[str, Any]) -> list[str]:
             problems.append("noCatchup must be true: missed triggers are not replayed")
         if len(spec["trigger"]["cronSchedule"]["cron"].split()) != 6:
             problems.append("KFP cron has 6 fields")
-        if spec.get("enabled") and any(is_placeholder_uuid(spec.get(k)) for k in
-                                       ("pipelineId", "pipelineVersionId", "experimentId")):
+        ids = [spec.get("pipelineId"), spec.get("pipelineVersionId")]
+        if "experimentId" in spec:
+            ids.append(spec["experimentId"])
+        if spec.get("enabled") and any(is_placeholder_uuid(i) for i in ids):
             problems.append("an enabled schedule names placeholder ids")
     else:
         if spec.get("concurrencyPolicy") != "Forbid":
@@ -86,9 +88,11 @@ def test_an_enabled_schedule_with_placeholder_ids_is_flagged(rendered_overlays):
     doc["spec"]["enabled"] = True
     doc["spec"]["pipelineId"] = "00000000-0000-0000-0000-000000000000"
     assert "an enabled schedule names placeholder ids" in schedule_problems(doc)
-    for k in ("pipelineId", "pipelineVersionId", "experimentId"):
+    for k in ("pipelineId", "pipelineVersionId"):
         doc["spec"][k] = "3f2a9c1e-8b4d-4e7a-9c2f-1a2b3c4d5e6f"
     assert schedule_problems(doc) == [] and schema_errors(doc) == []
+    doc["spec"]["experimentId"] = "00000000-0000-0000-0000-000000000000"
+    assert "an enabled schedule names placeholder ids" in schedule_problems(doc)
 
 
 def test_cron_workflow_submits_the_pipeline(rendered_overlays):
