@@ -31,6 +31,7 @@ LOCAL_MODEL_NAME = "noa-phase1-local"
 # Throwaway credentials for the embedded endpoint only (moto accepts any); never real ones.
 LOCAL_S3_ENV = {"AWS_ACCESS_KEY_ID": "noa-local", "AWS_SECRET_ACCESS_KEY": "noa-local-secret",
                 "AWS_DEFAULT_REGION": "us-east-1"}
+LOCAL_BACKOFF = "0s"  # no pod to reschedule: a local retry starts at once
 DEMO_NOTE = ("A demo-sized run proves the machinery end to end; its gate outcome is not a "
              "quality claim about the NOA.")
 
@@ -122,7 +123,7 @@ def run_local(work: str | Path, *, preset: str = "small", params: dict[str, Any]
     """
     from kfp import local
 
-    from pipelines.noa_phase1 import noa_phase1
+    from pipelines.noa_phase1 import build_pipeline
 
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -144,7 +145,7 @@ def run_local(work: str | Path, *, preset: str = "small", params: dict[str, Any]
             # accelerators have no effect locally: both are expected here.
             warnings.simplefilter("ignore", RuntimeWarning)
             warnings.simplefilter("ignore", UserWarning)
-            noa_phase1(**args)
+            build_pipeline(backoff=LOCAL_BACKOFF)(**args)
     run_dir = _new_run_dir(root, before)
     run = LocalRun(work=work, run_dir=run_dir, tracking_uri=tracking_uri,
                    model_name=args["model_name"], s3_uri=s3_uri,

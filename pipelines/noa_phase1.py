@@ -13,6 +13,8 @@ tasks read them from Kubernetes Secrets (``pipelines.platform``).
 """
 
 # No `from __future__ import annotations`: KFP reads the pipeline's parameter types at runtime.
+from typing import Any
+
 from kfp import dsl
 from kfp.dsl.pipeline_channel import PipelineChannel
 
@@ -59,95 +61,104 @@ def _common(task: dsl.PipelineTask, image: PipelineChannel, cpu: str, memory: st
     pf.resources(task, cpu, memory)
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
-def noa_phase1(
-    dataset_uri: str = DEFAULTS["dataset_uri"],
-    tokenizer_uri: str = DEFAULTS["tokenizer_uri"],
-    preset: str = DEFAULTS["preset"],
-    criteria: str = DEFAULTS["criteria"],
-    tracking_uri: str = DEFAULTS["tracking_uri"],
-    model_name: str = DEFAULTS["model_name"],
-    image: str = DEFAULTS["image"],
-    replay_shards: int = DEFAULTS["replay_shards"],
-    replay_gpus: int = DEFAULTS["replay_gpus"],
-    train_gpus: int = DEFAULTS["train_gpus"],
-    max_steps: int = DEFAULTS["max_steps"],
-    max_minutes: float = DEFAULTS["max_minutes"],
-    work_dir: str = DEFAULTS["work_dir"],
-    cache_pvc: str = DEFAULTS["cache_pvc"],
-) -> None:
-    """Parameters: ``dataset_uri`` (Phase 0 prefix: dataset.h5, tokenizer/, MANIFEST.json),
-    ``tokenizer_uri`` ('' = its ``tokenizer/``), ``preset`` (tiny, small, paper or a YAML path
-    in the image), ``criteria`` ('' = built-in Phase 1; a path in the image or s3:// URI),
-    ``tracking_uri``, ``model_name``, ``image``, ``replay_shards`` (parallel replay pods),
-    ``replay_gpus`` (0 = CPU replay), ``train_gpus`` (> 1: torchrun, one process per GPU),
-    ``max_steps``/``max_minutes`` (0 = the preset's),
-    ``work_dir`` (where train keeps run-scoped checkpoints) and ``cache_pvc`` (mounted there).
-    """
-    job = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-    exit_task = record_outcome(tracking_uri=tracking_uri, model_name=model_name,
-                               pipeline_run_id=job)
-    _common(exit_task, image, "1", "1Gi")
-    pf.transient(pf.never_cached(pf.tracking_access(exit_task)))
-    with dsl.ExitHandler(exit_task, name="noa-phase1-run"):
-        pulled = pull_dataset(src=dataset_uri, tokenizer_src=tokenizer_uri)
-        _common(pulled, image, "2", "4Gi")
-        pf.transient(pf.never_cached(pf.s3_access(pulled)))
+def build_pipeline(backoff: str = pf.BACKOFF) -> Any:
+    """The pipeline, with ``backoff`` before each retry (a cluster waits for a new pod; a local
+    run retries at once)."""
 
-        plan = plan_replay_shards(num_shards=replay_shards)
-        _common(plan, image, "1", "512Mi")
-        with dsl.ParallelFor(plan.output, name="replay-shards") as shard:
-            part = cno_replay(dataset=pulled.outputs["dataset"],
-                              tokenizer=pulled.outputs["tokenizer"], shard=shard,
-                              gpus=replay_gpus)
-            _common(part, image, "4", "16Gi")
-            pf.transient(pf.with_gpus(part, replay_gpus))
-        merged = merge_replay(parts=dsl.Collected(part.outputs["replay"]))
-        _common(merged, image, "2", "8Gi")
+    @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
+    def noa_phase1(
+        dataset_uri: str = DEFAULTS["dataset_uri"],
+        tokenizer_uri: str = DEFAULTS["tokenizer_uri"],
+        preset: str = DEFAULTS["preset"],
+        criteria: str = DEFAULTS["criteria"],
+        tracking_uri: str = DEFAULTS["tracking_uri"],
+        model_name: str = DEFAULTS["model_name"],
+        image: str = DEFAULTS["image"],
+        replay_shards: int = DEFAULTS["replay_shards"],
+        replay_gpus: int = DEFAULTS["replay_gpus"],
+        train_gpus: int = DEFAULTS["train_gpus"],
+        max_steps: int = DEFAULTS["max_steps"],
+        max_minutes: float = DEFAULTS["max_minutes"],
+        work_dir: str = DEFAULTS["work_dir"],
+        cache_pvc: str = DEFAULTS["cache_pvc"],
+    ) -> None:
+        """Parameters: ``dataset_uri`` (Phase 0 prefix: dataset.h5, tokenizer/, MANIFEST.json),
+        ``tokenizer_uri`` ('' = its ``tokenizer/``), ``preset`` (tiny, small, paper or a YAML path
+        in the image), ``criteria`` ('' = built-in Phase 1; a path in the image or s3:// URI),
+        ``tracking_uri``, ``model_name``, ``image``, ``replay_shards`` (parallel replay pods),
+        ``replay_gpus`` (0 = CPU replay), ``train_gpus`` (> 1: torchrun, one process per GPU),
+        ``max_steps``/``max_minutes`` (0 = the preset's),
+        ``work_dir`` (where train keeps run-scoped checkpoints) and ``cache_pvc`` (mounted there).
+        """
+        job = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        exit_task = record_outcome(tracking_uri=tracking_uri, model_name=model_name,
+                                   pipeline_run_id=job)
+        _common(exit_task, image, "1", "1Gi")
+        pf.transient(backoff, pf.never_cached(pf.tracking_access(exit_task)))
+        with dsl.ExitHandler(exit_task, name="noa-phase1-run"):
+            pulled = pull_dataset(src=dataset_uri, tokenizer_src=tokenizer_uri)
+            _common(pulled, image, "2", "4Gi")
+            pf.transient(backoff, pf.never_cached(pf.s3_access(pulled)))
 
-        trained = train_noa(config=preset, replay=merged.outputs["replay"],
-                            tokenizer=pulled.outputs["tokenizer"], tracking_uri=tracking_uri,
-                            work_dir=work_dir, pipeline_run_id=job, max_steps=max_steps,
-                            max_minutes=max_minutes, gpus=train_gpus)
-        trained.set_container_image(image)
-        pf.resources(trained, *pf.TRAIN_RESOURCES)
-        pf.on_gpu_nodes(trained, train_gpus)
-        pf.cache_volume(trained, cache_pvc)
-        trained.set_retry(num_retries=pf.RETRIES["train"], backoff_duration=pf.BACKOFF)
-        pf.never_cached(pf.tracking_access(trained))
-        run_id = trained.outputs["mlflow_run_id"]
+            plan = plan_replay_shards(num_shards=replay_shards)
+            _common(plan, image, "1", "512Mi")
+            with dsl.ParallelFor(plan.output, name="replay-shards") as shard:
+                part = cno_replay(dataset=pulled.outputs["dataset"],
+                                  tokenizer=pulled.outputs["tokenizer"], shard=shard,
+                                  gpus=replay_gpus)
+                _common(part, image, "4", "16Gi")
+                pf.transient(backoff, pf.with_gpus(part, replay_gpus))
+            merged = merge_replay(parts=dsl.Collected(part.outputs["replay"]))
+            _common(merged, image, "2", "8Gi")
 
-        scored = evaluate(checkpoint=trained.outputs["checkpoint"],
-                          replay=merged.outputs["replay"], tokenizer=pulled.outputs["tokenizer"],
-                          tracking_uri=tracking_uri, run_id=run_id, criteria=criteria,
-                          champion_model=model_name)
-        _common(scored, image, "4", "16Gi")
-        pf.never_cached(pf.tracking_access(pf.s3_access(scored)))
+            trained = train_noa(config=preset, replay=merged.outputs["replay"],
+                                tokenizer=pulled.outputs["tokenizer"], tracking_uri=tracking_uri,
+                                work_dir=work_dir, pipeline_run_id=job, max_steps=max_steps,
+                                max_minutes=max_minutes, gpus=train_gpus)
+            trained.set_container_image(image)
+            pf.resources(trained, *pf.TRAIN_RESOURCES)
+            pf.on_gpu_nodes(trained, train_gpus)
+            pf.cache_volume(trained, cache_pvc)
+            trained.set_retry(num_retries=pf.RETRIES["train"], backoff_duration=backoff)
+            pf.never_cached(pf.tracking_access(trained))
+            run_id = trained.outputs["mlflow_run_id"]
 
-        exported = export_onnx(checkpoint=trained.outputs["checkpoint"],
-                               replay=merged.outputs["replay"], tracking_uri=tracking_uri,
-                               run_id=run_id)
-        _common(exported, image, "2", "8Gi")
-        pf.never_cached(pf.tracking_access(exported))
+            scored = evaluate(checkpoint=trained.outputs["checkpoint"],
+                              replay=merged.outputs["replay"],
+                              tokenizer=pulled.outputs["tokenizer"], tracking_uri=tracking_uri,
+                              run_id=run_id, criteria=criteria, champion_model=model_name)
+            _common(scored, image, "4", "16Gi")
+            pf.never_cached(pf.tracking_access(pf.s3_access(scored)))
 
-        registered = register(checkpoint=trained.outputs["checkpoint"],
-                              onnx=exported.outputs["onnx"], model_name=model_name,
-                              tracking_uri=tracking_uri, run_id=run_id, pipeline_run_id=job,
-                              image=image, dataset_sha256=pulled.outputs["dataset_sha256"],
-                              tokenizer_sha256=pulled.outputs["tokenizer_sha256"],
-                              criteria_hash=scored.outputs["criteria_hash"])
-        _common(registered, image, "2", "4Gi")
-        pf.transient(pf.never_cached(pf.tracking_access(registered)))
-        version = registered.output
+            exported = export_onnx(checkpoint=trained.outputs["checkpoint"],
+                                   replay=merged.outputs["replay"], tracking_uri=tracking_uri,
+                                   run_id=run_id)
+            _common(exported, image, "2", "8Gi")
+            pf.never_cached(pf.tracking_access(exported))
 
-        with dsl.If(scored.outputs["passed"] == True, name="gate-passed"):  # noqa: E712
-            promoted = promote(model_name=model_name, version=version,
-                               tracking_uri=tracking_uri, pipeline_run_id=job)
-            _common(promoted, image, "1", "1Gi")
-            pf.transient(pf.never_cached(pf.tracking_access(promoted)))
-        with dsl.Else(name="gate-failed"):
-            rejected = reject(model_name=model_name, version=version,
-                              tracking_uri=tracking_uri, gate=scored.outputs["gate"],
-                              pipeline_run_id=job)
-            _common(rejected, image, "1", "1Gi")
-            pf.transient(pf.never_cached(pf.tracking_access(rejected)))
+            registered = register(checkpoint=trained.outputs["checkpoint"],
+                                  onnx=exported.outputs["onnx"], model_name=model_name,
+                                  tracking_uri=tracking_uri, run_id=run_id,
+                                  pipeline_run_id=job, image_digest=image,
+                                  criteria=scored.outputs["criteria_hash"])
+            _common(registered, image, "2", "4Gi")
+            pf.transient(backoff, pf.never_cached(pf.tracking_access(registered)))
+            version = registered.output
+
+            with dsl.If(scored.outputs["passed"] == True, name="gate-passed"):  # noqa: E712
+                promoted = promote(model_name=model_name, version=version,
+                                   tracking_uri=tracking_uri, pipeline_run_id=job)
+                _common(promoted, image, "1", "1Gi")
+                pf.transient(backoff, pf.never_cached(pf.tracking_access(promoted)))
+            with dsl.Else(name="gate-failed"):
+                rejected = reject(model_name=model_name, version=version,
+                                  tracking_uri=tracking_uri, gate=scored.outputs["gate"],
+                                  pipeline_run_id=job)
+                _common(rejected, image, "1", "1Gi")
+                pf.transient(backoff, pf.never_cached(pf.tracking_access(rejected)))
+
+    return noa_phase1
+
+
+#: The pipeline as compiled, uploaded and submitted.
+noa_phase1 = build_pipeline()

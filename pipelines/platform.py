@@ -47,9 +47,9 @@ def tracking_access(task: dsl.PipelineTask) -> dsl.PipelineTask:
                                         {k: k for k in TRACKING_SECRET_KEYS}, optional=True)
 
 
-def transient(task: dsl.PipelineTask) -> dsl.PipelineTask:
-    """A stage whose failures are usually the network's: retried with back-off."""
-    return task.set_retry(num_retries=RETRIES["transient"], backoff_duration=BACKOFF)
+def transient(backoff: str, task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """A stage whose failures are usually the network's: retried after ``backoff``."""
+    return task.set_retry(num_retries=RETRIES["transient"], backoff_duration=backoff)
 
 
 def never_cached(task: dsl.PipelineTask) -> dsl.PipelineTask:

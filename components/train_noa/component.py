@@ -32,7 +32,7 @@ def train_noa(config: str, replay: Input[Dataset], tokenizer: Input[Model], trac
     result = train_stage(config, replay.path, tokenizer.path, out, tracking_uri=tracking_uri,
                          pipeline_run_id=pipeline_run_id, max_steps=max_steps or None,
                          max_minutes=max_minutes or None, nproc=max(1, gpus), resume=True)
-    shutil.copytree(out / BEST_DIR, checkpoint.path)
+    shutil.copytree(out / BEST_DIR, checkpoint.path, dirs_exist_ok=True)
     for key in ("val_traj_mse", "val_persistence_mse", "steps", "skipped_nonfinite",
                 "resumed_from_step"):
         metrics.log_metric(key, float(result[key]))
