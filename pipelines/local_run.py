@@ -15,22 +15,23 @@ runner, against an embedded S3 endpoint and a local MLflow store.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from components import PROJECT_IMAGE
+from pipelines.local_services import embedded_s3, mlflow_server
+
+Runner = Literal["subprocess", "docker"]
 
 LOCAL_BUCKET = "noa-phase0"
 LOCAL_PREFIX = "phase0"
 LOCAL_MODEL_NAME = "noa-phase1-local"
-# Throwaway credentials for the embedded endpoint only (moto accepts any); never real ones.
-LOCAL_S3_ENV = {"AWS_ACCESS_KEY_ID": "noa-local", "AWS_SECRET_ACCESS_KEY": "noa-local-secret",
-                "AWS_DEFAULT_REGION": "us-east-1"}
 LOCAL_BACKOFF = "0s"  # no pod to reschedule: a local retry starts at once
 DEMO_NOTE = ("A demo-sized run proves the machinery end to end; its gate outcome is not a "
              "quality claim about the NOA.")
@@ -54,30 +55,6 @@ class LocalRun:
     def artifact(self, task: str, name: str) -> Path:
         """The output ``name`` of ``task`` in this run (``WORK/kfp/<run>/<task>/<name>``)."""
         return self.run_dir / task / name
-
-
-@contextmanager
-def embedded_s3() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 (free port) and its throwaway credentials in the
-    environment for the duration; yields the endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in (*LOCAL_S3_ENV, "AWS_ENDPOINT_URL")}
-    os.environ.update({**LOCAL_S3_ENV, "AWS_ENDPOINT_URL": endpoint})
-    try:
-        yield endpoint
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        server.stop()
 
 
 def stand_ins(work: Path, preset: str, progress: bool) -> Path:
@@ -115,43 +92,85 @@ def publish(phase0: Path) -> str:
 
 
 def run_local(work: str | Path, *, preset: str = "small", params: dict[str, Any] | None = None,
+              runner: Runner = "subprocess", image: str | None = None,
               progress: bool = True) -> LocalRun:
     """Run the whole pipeline locally (module docstring); returns where everything is.
 
     ``params`` override the pipeline's parameters (``max_minutes``, ``criteria``, ...);
-    ``dataset_uri``, ``tracking_uri``, ``work_dir`` and ``image`` are set here.
+    ``dataset_uri``, ``tracking_uri`` and ``work_dir`` are set here. ``runner="docker"`` runs
+    every task in ``image`` (default: the project image) with ``kfp.local.DockerRunner`` on the
+    host network as the image's non-root user; MLflow is then an ``mlflow server`` on loopback,
+    and files the tasks read (a criteria or config YAML) must lie under ``WORK/kfp``.
     """
-    from kfp import local
-
     from pipelines.noa_phase1 import build_pipeline
 
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     phase0 = stand_ins(work, preset, progress)
-    tracking_uri = f"sqlite:///{work / 'mlflow.db'}"
+    root = work / "kfp"
+    root.mkdir(exist_ok=True)
     args: dict[str, Any] = {"preset": preset, "model_name": LOCAL_MODEL_NAME,
                             "replay_shards": 3, **(params or {})}
-    with embedded_s3():
+    with ExitStack() as stack:
+        s3_env = stack.enter_context(embedded_s3())
         s3_uri = publish(phase0)
-        args.update(dataset_uri=s3_uri, tracking_uri=tracking_uri,
-                    work_dir=str(work / "cache"))
-        root = work / "kfp"
-        before = set(root.iterdir()) if root.exists() else set()
-        local.init(local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
-                   raise_on_error=False)
-        with warnings.catch_warnings():
-            # The runner warns that our image is not a Python image and that resources and
-            # accelerators have no effect locally: both are expected here.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            build_pipeline(backoff=LOCAL_BACKOFF)(**args)
-    run_dir = _new_run_dir(root, before)
-    run = LocalRun(work=work, run_dir=run_dir, tracking_uri=tracking_uri,
-                   model_name=args["model_name"], s3_uri=s3_uri,
-                   seconds=time.perf_counter() - started)
-    _read_outcome(run)
+        if runner == "docker":
+            tracking_uri = stack.enter_context(mlflow_server(work / "mlflow"))
+            pinned = image or str(args.get("image") or PROJECT_IMAGE)
+            args.update(image=pinned, work_dir=str(root / "cache"))
+            kfp_runner = _docker_runner(root, s3_env)
+            stack.enter_context(_shared_umask())
+        else:
+            tracking_uri, pinned = f"sqlite:///{work / 'mlflow.db'}", None
+            args.update(work_dir=str(work / "cache"))
+            kfp_runner = _subprocess_runner()
+        args.update(dataset_uri=s3_uri, tracking_uri=tracking_uri)
+        before = set(root.iterdir())
+        _run(build_pipeline(backoff=LOCAL_BACKOFF, pinned_image=pinned), args, root, kfp_runner)
+        run = LocalRun(work=work, run_dir=_new_run_dir(root, before), tracking_uri=tracking_uri,
+                       model_name=args["model_name"], s3_uri=s3_uri,
+                       seconds=time.perf_counter() - started)
+        _read_outcome(run)  # while the tracking server still runs
     return run
+
+
+def _subprocess_runner() -> Any:
+    from kfp import local
+
+    return local.SubprocessRunner(use_venv=False)
+
+
+def _docker_runner(root: Path, s3_env: dict[str, str]) -> Any:
+    """Tasks in containers on the host network (moto and MLflow on loopback), as the image's
+    non-root user, who must be able to write the pipeline root the runner mounts."""
+    from kfp import local
+
+    root.chmod(0o777)
+    return local.DockerRunner(network_mode="host", environment=dict(s3_env))
+
+
+@contextmanager
+def _shared_umask() -> Iterator[None]:
+    """Directories this process creates under the pipeline root stay writable by the
+    containers' user (another uid) for the duration."""
+    previous = os.umask(0o000)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _run(pipeline: Any, args: dict[str, Any], root: Path, runner: Any) -> None:
+    from kfp import local
+
+    local.init(runner, pipeline_root=str(root), raise_on_error=False)
+    with warnings.catch_warnings():
+        # The subprocess runner warns that our image is not a Python image and that resources
+        # and accelerators have no effect locally: both are expected here.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        pipeline(**args)
 
 
 def _new_run_dir(root: Path, before: set[Path]) -> Path:

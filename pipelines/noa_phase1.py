@@ -55,15 +55,18 @@ DEFAULTS: dict[str, object] = {
 }
 
 
-def _common(task: dsl.PipelineTask, image: PipelineChannel, cpu: str, memory: str) -> None:
+def _common(task: dsl.PipelineTask, image: PipelineChannel | str, cpu: str, memory: str
+            ) -> None:
     """The image every task runs, and its requests equal to its limits."""
     task.set_container_image(image)
     pf.resources(task, cpu, memory)
 
 
-def build_pipeline(backoff: str = pf.BACKOFF) -> Any:
+def build_pipeline(backoff: str = pf.BACKOFF, pinned_image: str | None = None) -> Any:
     """The pipeline, with ``backoff`` before each retry (a cluster waits for a new pod; a local
-    run retries at once)."""
+    run retries at once). ``pinned_image`` fixes every task's image at compile time instead of
+    taking it from the ``image`` parameter (``kfp.local.DockerRunner`` does not resolve a
+    parameter in the image field)."""
 
     @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
     def noa_phase1(
@@ -91,31 +94,32 @@ def build_pipeline(backoff: str = pf.BACKOFF) -> Any:
         ``work_dir`` (where train keeps run-scoped checkpoints) and ``cache_pvc`` (mounted there).
         """
         job = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        task_image = image if pinned_image is None else pinned_image
         exit_task = record_outcome(tracking_uri=tracking_uri, model_name=model_name,
                                    pipeline_run_id=job)
-        _common(exit_task, image, "1", "1Gi")
+        _common(exit_task, task_image, "1", "1Gi")
         pf.transient(backoff, pf.never_cached(pf.tracking_access(exit_task)))
         with dsl.ExitHandler(exit_task, name="noa-phase1-run"):
             pulled = pull_dataset(src=dataset_uri, tokenizer_src=tokenizer_uri)
-            _common(pulled, image, "2", "4Gi")
+            _common(pulled, task_image, "2", "4Gi")
             pf.transient(backoff, pf.never_cached(pf.s3_access(pulled)))
 
             plan = plan_replay_shards(num_shards=replay_shards)
-            _common(plan, image, "1", "512Mi")
+            _common(plan, task_image, "1", "512Mi")
             with dsl.ParallelFor(plan.output, name="replay-shards") as shard:
                 part = cno_replay(dataset=pulled.outputs["dataset"],
                                   tokenizer=pulled.outputs["tokenizer"], shard=shard,
                                   gpus=replay_gpus)
-                _common(part, image, "4", "16Gi")
+                _common(part, task_image, "4", "16Gi")
                 pf.transient(backoff, pf.with_gpus(part, replay_gpus))
             merged = merge_replay(parts=dsl.Collected(part.outputs["replay"]))
-            _common(merged, image, "2", "8Gi")
+            _common(merged, task_image, "2", "8Gi")
 
             trained = train_noa(config=preset, replay=merged.outputs["replay"],
                                 tokenizer=pulled.outputs["tokenizer"], tracking_uri=tracking_uri,
                                 work_dir=work_dir, pipeline_run_id=job, max_steps=max_steps,
                                 max_minutes=max_minutes, gpus=train_gpus)
-            trained.set_container_image(image)
+            trained.set_container_image(task_image)
             pf.resources(trained, *pf.TRAIN_RESOURCES)
             pf.on_gpu_nodes(trained, train_gpus)
             pf.cache_volume(trained, cache_pvc)
@@ -127,13 +131,13 @@ def build_pipeline(backoff: str = pf.BACKOFF) -> Any:
                               replay=merged.outputs["replay"],
                               tokenizer=pulled.outputs["tokenizer"], tracking_uri=tracking_uri,
                               run_id=run_id, criteria=criteria, champion_model=model_name)
-            _common(scored, image, "4", "16Gi")
+            _common(scored, task_image, "4", "16Gi")
             pf.never_cached(pf.tracking_access(pf.s3_access(scored)))
 
             exported = export_onnx(checkpoint=trained.outputs["checkpoint"],
                                    replay=merged.outputs["replay"], tracking_uri=tracking_uri,
                                    run_id=run_id)
-            _common(exported, image, "2", "8Gi")
+            _common(exported, task_image, "2", "8Gi")
             pf.never_cached(pf.tracking_access(exported))
 
             registered = register(checkpoint=trained.outputs["checkpoint"],
@@ -141,20 +145,20 @@ def build_pipeline(backoff: str = pf.BACKOFF) -> Any:
                                   tracking_uri=tracking_uri, run_id=run_id,
                                   pipeline_run_id=job, image_digest=image,
                                   criteria=scored.outputs["criteria_hash"])
-            _common(registered, image, "2", "4Gi")
+            _common(registered, task_image, "2", "4Gi")
             pf.transient(backoff, pf.never_cached(pf.tracking_access(registered)))
             version = registered.output
 
             with dsl.If(scored.outputs["passed"] == True, name="gate-passed"):  # noqa: E712
                 promoted = promote(model_name=model_name, version=version,
                                    tracking_uri=tracking_uri, pipeline_run_id=job)
-                _common(promoted, image, "1", "1Gi")
+                _common(promoted, task_image, "1", "1Gi")
                 pf.transient(backoff, pf.never_cached(pf.tracking_access(promoted)))
             with dsl.Else(name="gate-failed"):
                 rejected = reject(model_name=model_name, version=version,
                                   tracking_uri=tracking_uri, gate=scored.outputs["gate"],
                                   pipeline_run_id=job)
-                _common(rejected, image, "1", "1Gi")
+                _common(rejected, task_image, "1", "1Gi")
                 pf.transient(backoff, pf.never_cached(pf.tracking_access(rejected)))
 
     return noa_phase1
