@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipelines.cron import validate_kfp_cron
-from pipelines.noa_phase1 import DEFAULTS, PIPELINE_DESCRIPTION, PIPELINE_NAME
+from pipelines.parameters import DEFAULTS, PIPELINE_DESCRIPTION, PIPELINE_NAME
 
 DEFAULT_EXPERIMENT = "noa-phase1"
 

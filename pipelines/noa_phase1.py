@@ -18,7 +18,6 @@ from typing import Any
 from kfp import dsl
 from kfp.dsl.pipeline_channel import PipelineChannel
 
-from components import PROJECT_IMAGE
 from components.cno_replay import cno_replay, plan_replay_shards
 from components.evaluate import evaluate
 from components.export_onnx import export_onnx
@@ -30,29 +29,7 @@ from components.register import register
 from components.reject import reject
 from components.train_noa import train_noa
 from pipelines import platform as pf
-
-PIPELINE_NAME = "noa-phase1"
-PIPELINE_DESCRIPTION = ("NOA Phase 1: replay CNO ground truth, train the U-AFNO NOA against the "
-                        "frozen tokenizer, evaluate the Phase 1 criteria, export ONNX, register, "
-                        "promote only when the gate passes.")
-
-#: Pipeline parameters and their defaults (``noa pipeline --param KEY=VALUE`` overrides them).
-DEFAULTS: dict[str, object] = {
-    "dataset_uri": "s3://noa-phase0/phase0",
-    "tokenizer_uri": "",
-    "preset": "small",
-    "criteria": "",
-    "tracking_uri": "http://mlflow.noa.svc.cluster.local:5000",
-    "model_name": "noa-phase1",
-    "image": PROJECT_IMAGE,
-    "replay_shards": 4,
-    "replay_gpus": 0,
-    "train_gpus": 1,
-    "max_steps": 0,
-    "max_minutes": 0.0,
-    "work_dir": pf.CACHE_MOUNT,
-    "cache_pvc": pf.CACHE_PVC,
-}
+from pipelines.parameters import DEFAULTS, PIPELINE_DESCRIPTION, PIPELINE_NAME
 
 
 def _common(task: dsl.PipelineTask, image: PipelineChannel | str, cpu: str, memory: str

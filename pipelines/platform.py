@@ -11,15 +11,14 @@ from __future__ import annotations
 from kfp import dsl, kubernetes
 from kfp.dsl.pipeline_channel import PipelineChannel
 
+from pipelines.parameters import CACHE_MOUNT
+
 #: Secret with boto3's standard variables for the S3 data plane (no values in the repository).
 S3_SECRET = "noa-s3-credentials"
 S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 #: Secret with MLflow's client credentials for a tracking server behind authentication.
 TRACKING_SECRET = "noa-tracking-credentials"
 TRACKING_SECRET_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-#: The artifact-cache volume: train's run-scoped checkpoints live here, so a retry resumes.
-CACHE_PVC = "noa-artifact-cache"
-CACHE_MOUNT = "/cache"
 #: GPU scheduling: the resource, the label GPU nodes carry and the taint they repel others with.
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_LABEL = ("nvidia.com/gpu.present", "true")

@@ -89,7 +89,7 @@ def _cmd_run_local(a: argparse.Namespace) -> int:
 
 
 def _defaults_text() -> str:
-    from pipelines.noa_phase1 import DEFAULTS
+    from pipelines.parameters import DEFAULTS
 
     return "pipeline parameters (--param KEY=VALUE):\n" + "\n".join(
         f"  {k} = {v!r}" for k, v in DEFAULTS.items())

@@ -24,7 +24,7 @@ from k8s_support import (
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from pipelines import noa_phase1 as phase1
+from pipelines import parameters as phase1
 from pipelines import platform as pf
 
 
@@ -51,17 +51,17 @@ def test_pipeline_secrets_are_the_templates():
 
 
 def test_pipeline_cache_volume_is_rendered(rendered_overlays):
-    assert phase1.DEFAULTS["cache_pvc"] == pf.CACHE_PVC
+    assert phase1.DEFAULTS["cache_pvc"] == phase1.CACHE_PVC
     for name, r in rendered_overlays.items():
         pvcs = {d["metadata"]["name"] for d in r.docs if d["kind"] == "PersistentVolumeClaim"}
-        assert pf.CACHE_PVC in pvcs, name
+        assert phase1.CACHE_PVC in pvcs, name
         # The training Job template mounts it where the pipeline does.
         for label, c, pod in all_containers(r.docs):
             claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
                       for v in pod.get("volumes", []) if "persistentVolumeClaim" in v}
             for m in c.get("volumeMounts", []):
-                if claims.get(m["name"]) == pf.CACHE_PVC:
-                    assert m["mountPath"] == pf.CACHE_MOUNT, f"{name}:{label}"
+                if claims.get(m["name"]) == phase1.CACHE_PVC:
+                    assert m["mountPath"] == phase1.CACHE_MOUNT, f"{name}:{label}"
 
 
 def test_gpu_scheduling_matches_the_pipelines(rendered_overlays):

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pipelines import platform as pf
-from pipelines.noa_phase1 import DEFAULTS
+from pipelines.parameters import CACHE_MOUNT, DEFAULTS
 
 CANARIES = {
     "AWS_ACCESS_KEY_ID": "AKIACANARY0000000001",
@@ -148,7 +148,7 @@ def test_train_keeps_its_checkpoints_on_the_cache_volume(compiled: tuple[str, di
                                                          ) -> None:
     mounts = {name: ex["pvcMount"] for name, ex in _k8s(compiled[2]).items() if "pvcMount" in ex}
     assert set(mounts) == {"exec-train-noa"}
-    assert mounts["exec-train-noa"][0]["mountPath"] == pf.CACHE_MOUNT == DEFAULTS["work_dir"]
+    assert mounts["exec-train-noa"][0]["mountPath"] == CACHE_MOUNT == DEFAULTS["work_dir"]
 
 
 def test_every_task_runs_the_image_parameter_without_installing_anything(
