@@ -119,20 +119,22 @@ def upload(host: str, version: str, *, package: str | Path | None = None,
 
 def submit(host: str, *, params: Mapping[str, Any], package: str | Path | None = None,
            experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None,
-           enable_caching: bool | None = None) -> dict[str, str]:
-    """Start one run of the pipeline with ``params``; returns its run id."""
+           enable_caching: bool | None = None, service_account: str | None = None
+           ) -> dict[str, str]:
+    """Start one run of the pipeline with ``params`` (its pods run as ``service_account``,
+    None = the server's default runner); returns its run id."""
     check_no_credentials(params)
     client = _client(host)
     with _package(package) as path:
         result = client.create_run_from_pipeline_package(
             str(path), arguments=dict(params), run_name=run_name, experiment_name=experiment,
-            enable_caching=enable_caching)
+            enable_caching=enable_caching, service_account=service_account)
     return {"run_id": str(result.run_id), "experiment": experiment}
 
 
 def schedule(host: str, cron: str, *, params: Mapping[str, Any], job_name: str,
-             package: str | Path | None = None, experiment: str = DEFAULT_EXPERIMENT
-             ) -> dict[str, str]:
+             package: str | Path | None = None, experiment: str = DEFAULT_EXPERIMENT,
+             service_account: str | None = None) -> dict[str, str]:
     """A recurring run on 6-field ``cron``: at most one at a time, no catch-up of missed runs."""
     cron = validate_kfp_cron(cron)
     check_no_credentials(params)
@@ -142,6 +144,6 @@ def schedule(host: str, cron: str, *, params: Mapping[str, Any], job_name: str,
         job = client.create_recurring_run(
             experiment_id=exp.experiment_id, job_name=job_name, cron_expression=cron,
             max_concurrency=1, no_catchup=True, pipeline_package_path=str(path),
-            params=dict(params))
+            params=dict(params), service_account=service_account)
     return {"recurring_run_id": str(job.recurring_run_id), "cron": cron,
             "experiment": experiment}

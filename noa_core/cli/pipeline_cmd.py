@@ -60,7 +60,8 @@ def _cmd_submit(a: argparse.Namespace) -> int:
     from pipelines.client import submit
 
     got = _run(submit, a.host, params=_params(a), package=a.package,
-               experiment=a.experiment, run_name=a.run_name)
+               experiment=a.experiment, run_name=a.run_name,
+               service_account=a.service_account)
     print(f"submitted run {got['run_id']} in experiment {got['experiment']}")
     return 0
 
@@ -69,7 +70,8 @@ def _cmd_schedule(a: argparse.Namespace) -> int:
     from pipelines.client import schedule
 
     got = _run(schedule, a.host, a.cron, params=_params(a), job_name=a.name,
-               package=a.package, experiment=a.experiment)
+               package=a.package, experiment=a.experiment,
+               service_account=a.service_account)
     print(f"recurring run {got['recurring_run_id']} on cron '{got['cron']}' (max 1 at a time, "
           f"no catch-up) in experiment {got['experiment']}")
     return 0
@@ -112,6 +114,9 @@ def _with_params(p: argparse.ArgumentParser) -> None:
                    help="a pipeline parameter (repeatable); see the list below")
     p.add_argument("--experiment", default="noa-phase1", metavar="NAME",
                    help="KFP experiment (default: noa-phase1)")
+    p.add_argument("--service-account", default=None, metavar="NAME",
+                   help="Kubernetes ServiceAccount the run's pods use (default: the server's "
+                        "runner; k8s/ creates noa-pipeline-runner)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -97,13 +97,14 @@ def test_upload_adds_a_version_to_an_existing_pipeline(client: type[RecordingCli
 def test_submit_sends_typed_parameters(client: type[RecordingClient]) -> None:
     argv = ["pipeline", "submit", "--host", "http://kfp.test", "--param", "replay_shards=8",
             "--param", "max_minutes=30", "--param", "dataset_uri=s3://b/phase0",
-            "--run-name", "nightly"]
+            "--run-name", "nightly", "--service-account", "noa-pipeline-runner"]
     assert main(argv) == 0
     (name, call), = _calls(client)
     assert name == "create_run_from_pipeline_package"
     assert call["arguments"] == {"replay_shards": 8, "max_minutes": 30.0,
                                  "dataset_uri": "s3://b/phase0"}
     assert call["run_name"] == "nightly" and call["experiment_name"] == "noa-phase1"
+    assert call["service_account"] == "noa-pipeline-runner"
 
 
 def test_schedule_is_six_field_cron_one_at_a_time_no_catchup(client: type[RecordingClient]
