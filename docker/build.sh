@@ -182,6 +182,36 @@ else
 fi
 
 # --- wheelhouse --------------------------------------------------------------------------------
+# pip download of every requirement as a wheel for the image's platform. A pure-Python package
+# published only as an sdist (kfp-server-api is one) is built into a wheel here first: pip names
+# it in "No matching distribution found for ...", and the retry finds the wheel via --find-links.
+# A package whose build gives a platform wheel is refused (it would be the host's, not the
+# image's).
+download_wheels() {
+    local reqs=$1 build_reqs=$2 cons=$3; shift 3
+    local out missing built attempt
+    for ((attempt = 1; attempt <= 8; attempt++)); do
+        if out=$(python3 -m pip download --quiet --progress-bar off --dest "$WHEELHOUSE" \
+                --find-links "$WHEELHOUSE" "$@" -r "$reqs" -r "$build_reqs" -c "$cons" 2>&1); then
+            return 0
+        fi
+        missing=$(grep -oP 'No matching distribution found for \K\S+' <<<"$out" | head -n 1)
+        if [[ -z "$missing" ]]; then
+            printf '%s\n' "$out" >&2
+            die "pip download failed: every requirement needs a wheel for $* (see pip's message above)"
+        fi
+        say "no wheel of $missing for the image's platform: building one from its sdist"
+        built=$(mktemp -d)
+        python3 -m pip wheel --quiet --no-deps --wheel-dir "$built" "$missing" -c "$cons" \
+            || die "cannot build a wheel of $missing"
+        if compgen -G "$built/*.whl" >/dev/null && ! compgen -G "$built/*-none-any.whl" >/dev/null; then
+            die "$missing builds a platform-specific wheel ($(ls "$built")): provide a wheel for the image's platform"
+        fi
+        mv "$built"/*.whl "$WHEELHOUSE"/ && rmdir "$built"
+    done
+    die "pip download still failing after building $((attempt - 1)) sdists"
+}
+
 phase_begin wheelhouse "wheels for the image in $WHEELHOUSE"
 mkdir -p "$WHEELHOUSE"
 if ((use_wheelhouse == 0)); then
@@ -211,10 +241,7 @@ else
     else
         rm -f "$WHEELHOUSE"/*.whl "$WHEELHOUSE/.stamp"
         say "pip download for cp${py_ver/./} glibc $glibc $arch: $(paste -sd' ' "$reqs") + build: $(paste -sd' ' "$build_reqs"); constraint: $TORCH_SPEC"
-        if ! python3 -m pip download --quiet --progress-bar off --dest "$WHEELHOUSE" "${target[@]}" \
-                -r "$reqs" -r "$build_reqs" -c "$cons"; then
-            die "pip download failed: every requirement needs a wheel for cp${py_ver/./} manylinux ($arch); see pip's message above"
-        fi
+        download_wheels "$reqs" "$build_reqs" "$cons" "${target[@]}"
         rm -f "$reqs" "$build_reqs" "$cons"
         torch_whl=$(find "$WHEELHOUSE" -name 'torch-*.whl' -printf '%f\n' | head -n 1)
         [[ -n "$torch_whl" ]] || die "no torch wheel in $WHEELHOUSE"

@@ -19,9 +19,17 @@ import torch
 from tqdm.auto import tqdm
 
 from noa_core.config import NOAConfig, TrainingLoopConfig, config_from_dict, load_config
+from noa_core.data import layout as L
 from noa_core.data.hdf5_reader import DatasetReader
+from noa_core.dynamics.rollout import fixed_num_threads
 from noa_core.errors import DatasetError
 from noa_core.features.extract import FeatureExtractor, Features, feature_window, tokenizer_input
+from noa_core.features.io import (
+    ATTR_SCHEMA_DIGEST,
+    ATTR_WINDOW_START,
+    FEATURES_GROUP,
+    read_features,
+)
 from noa_core.features.schema import FEATURE_WINDOW_START, FeatureSchema, feature_schema
 from noa_core.tokenizer.metrics import codebook_metrics, topographic_correlation
 from noa_core.tokenizer.preprocess import fit_preprocessing
@@ -42,29 +50,53 @@ class TokenizerData:
 
 def load_training_data(dataset: str | Path, cfg: NOAConfig, progress: bool = True
                        ) -> TokenizerData:
-    """Features of the window [0, H] of every stored trajectory, computed here."""
-    dyn = cfg.dynamics
-    schema = feature_schema(dyn.feature_horizon)
-    extractor = FeatureExtractor(schema)
-    parts: list[Features] = []
-    starts = []
+    """Features of the window [0, H] of every stored trajectory: read from the file when it
+    stores them for exactly this window and schema (``noa bootstrap`` has just extracted them),
+    computed here otherwise."""
+    schema = feature_schema(cfg.dynamics.feature_horizon)
     with DatasetReader(dataset) as r:
         if not r.has_trajectories:
             raise DatasetError(f"{dataset}: outputs/fields is missing; the tokenizer needs "
                                "trajectories (generate with store_trajectories: true)")
-        n = r.num_samples
-        bar = tqdm(total=n, desc="features", unit="op", disable=not progress)
-        for lo in range(0, n, EXTRACT_BATCH):
-            traj = torch.from_numpy(r.trajectories(slice(lo, min(n, lo + EXTRACT_BATCH))))
-            window = feature_window(traj, FEATURE_WINDOW_START, dyn.feature_horizon)
-            with torch.no_grad():
-                parts.append(extractor(window))
-            starts.append(window[:, :, 0].mean(1))
-            bar.update(len(traj))
-        bar.close()
+        stored = _stored_features(r, schema)
+        if stored is None:
+            feats, starts = _computed_features(r, schema, progress)
+        else:
+            feats = stored
+            window = r.file[L.OUTPUTS][:, :, FEATURE_WINDOW_START]  # [N, M, C, H, W]
+            starts = torch.from_numpy(np.asarray(window, dtype=np.float32)).mean(1)
         split = r.split.copy()
-    feats = Features.concat(parts)
-    return TokenizerData(feats, torch.cat(starts), split, schema)
+    return TokenizerData(feats, starts, split, schema)
+
+
+def _stored_features(r: DatasetReader, schema: FeatureSchema) -> Features | None:
+    """The file's feature groups when they were extracted from ``[FEATURE_WINDOW_START, H]``
+    with ``schema`` (same digest); None when absent or different."""
+    group = r.file.get(FEATURES_GROUP)
+    if group is None or group.attrs.get(ATTR_WINDOW_START) != FEATURE_WINDOW_START:
+        return None
+    if str(group.attrs.get(ATTR_SCHEMA_DIGEST, "")) != schema.digest():
+        return None
+    features, _ = read_features(r.path)
+    return features
+
+
+def _computed_features(r: DatasetReader, schema: FeatureSchema, progress: bool
+                       ) -> tuple[Features, torch.Tensor]:
+    extractor = FeatureExtractor(schema)
+    parts: list[Features] = []
+    starts = []
+    n = r.num_samples
+    bar = tqdm(total=n, desc="features", unit="op", disable=not progress)
+    for lo in range(0, n, EXTRACT_BATCH):
+        traj = torch.from_numpy(r.trajectories(slice(lo, min(n, lo + EXTRACT_BATCH))))
+        window = feature_window(traj, FEATURE_WINDOW_START, schema.horizon)
+        with torch.no_grad():
+            parts.append(extractor(window))
+        starts.append(window[:, :, 0].mean(1))
+        bar.update(len(traj))
+    bar.close()
+    return Features.concat(parts), torch.cat(starts)
 
 
 def _batches(n: int, size: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -217,8 +249,11 @@ def train_tokenizer(dataset: str | Path, out: str | Path, config: str | Path | N
     tok = Tokenizer(data.schema, fit, cfg.tokenizer, cfg.dynamics.channels)
     with torch.no_grad():
         x_norm = tok.normalise(data.features)
-    history = {"vqvae": train_vqvae(tok, x_norm[tr], x_norm[va], progress)}
-    history["families"] = train_families(tok, data, tr, va, progress)
+    # Batches of 64 through MLPs this small gain nothing from intra-op threads, and on shared
+    # cores a second thread waiting on the first made each epoch ~7× slower (measured).
+    with fixed_num_threads(1):
+        history = {"vqvae": train_vqvae(tok, x_norm[tr], x_norm[va], progress)}
+        history["families"] = train_families(tok, data, tr, va, progress)
     tok.eval()
     metrics = evaluate(tok, x_norm[va])
     metrics.update({
