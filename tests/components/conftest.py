@@ -7,52 +7,14 @@ export → register, against a local MLflow store (sqlite). The same bodies run 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from component_chain import JOB, MODEL, NUM_OPERATORS, Chain, run_register, run_train
+from fast_artifacts import FAST_CRITERIA
+from fast_artifacts import FAST_TRAINING as FAST
 from kfp import dsl
-
-# `tiny` with a short tokenizer fit and a 4-step training (checkpoints at 2 and 4).
-FAST = """\
-extends: tiny
-tokenizer:
-  training: {epochs: 3, patience: 3, batch_size: 16}
-  families: {hidden_dim: 16, training: {epochs: 1, patience: 1, batch_size: 16}}
-training: {batch_size: 4, max_steps: 4, warmup_steps: 1, val_every: 2, checkpoint_every: 2,
-           log_every: 1}
-"""
-# Every criterion computable on the 3 test operators (k = 2 clusters).
-FAST_CRITERIA = """\
-version: 1
-name: fast
-seed: 0
-min_samples: 2
-batch_size: 2
-bootstrap: {resamples: 100, level: 0.9}
-clustering: {k: 2, n_init: 2, max_iter: 50}
-"""
-NUM_OPERATORS = 18  # 12/3/3 train/val/test
-JOB = "job-components-1"  # stands for dsl.PIPELINE_JOB_ID_PLACEHOLDER
-MODEL = "noa-components-test"
-
-
-@dataclass
-class Chain:
-    """The artifacts of one pass through the components, and their return values."""
-
-    root: Path
-    config: Path
-    criteria: Path
-    tracking_uri: str
-    outputs: dict[str, Any]
-    artifacts: dict[str, dsl.Artifact]
-
-    def new(self, kind: type[dsl.Artifact], name: str) -> Any:
-        """A fresh output artifact whose path lies under the chain's root."""
-        return kind(name=name, uri=str(self.root / "artifacts" / name), metadata={})
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -125,18 +87,6 @@ def merged(replayed: Chain) -> Chain:
     return replayed
 
 
-def run_train(c: Chain, job: str, name: str) -> tuple[Any, Any, Any]:
-    """``train_noa``'s body for pipeline run ``job``: (outputs, checkpoint, metrics)."""
-    from components.train_noa import train_noa
-
-    checkpoint, metrics = c.new(dsl.Model, name), c.new(dsl.Metrics, f"{name}-metrics")
-    out = train_noa.python_func(config=str(c.config), replay=c.artifacts["replay"],
-                                tokenizer=c.artifacts["tokenizer"], tracking_uri=c.tracking_uri,
-                                work_dir=str(c.root / "work"), pipeline_run_id=job,
-                                checkpoint=checkpoint, metrics=metrics)
-    return out, checkpoint, metrics
-
-
 @pytest.fixture(scope="session")
 def trained(merged: Chain) -> Chain:
     out, checkpoint, metrics = run_train(merged, JOB, "checkpoint")
@@ -173,17 +123,6 @@ def exported(scored: Chain) -> Chain:
         onnx=onnx)
     scored.artifacts["onnx"] = onnx
     return scored
-
-
-def run_register(c: Chain) -> str:
-    """``register``'s body on the chain's checkpoint and ONNX model: the new version."""
-    from components.register import register
-
-    return register.python_func(
-        checkpoint=c.artifacts["checkpoint"], onnx=c.artifacts["onnx"], model_name=MODEL,
-        tracking_uri=c.tracking_uri, run_id=c.outputs["train"].mlflow_run_id,
-        pipeline_run_id=JOB, image_digest="noa-core:test",
-        criteria=c.outputs["evaluate"].criteria_hash)
 
 
 @pytest.fixture(scope="session")

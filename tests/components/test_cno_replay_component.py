@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import h5py
 import pytest
-from conftest import NUM_OPERATORS, Chain
+from component_chain import NUM_OPERATORS, Chain
 from kfp import dsl
 
 from components.cno_replay import cno_replay, plan_replay_shards

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Chain
+from component_chain import Chain
 
 from noa_core.evaluation.criteria import load_criteria
 from noa_core.tracking.client import client_for

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import onnx
-from conftest import Chain
+from component_chain import Chain
 
 from noa_core.export.stage import ONNX_FILE, PARITY_TOLERANCE, parity_path
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import NUM_OPERATORS, Chain
+from component_chain import NUM_OPERATORS, Chain
 from kfp import dsl
 
 from components.merge_replay import merge_replay

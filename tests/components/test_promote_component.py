@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import MODEL, Chain
+from component_chain import MODEL, Chain
 
 from noa_core.tracking import ALIAS_CHAMPION, champion_version
 from noa_core.tracking.client import client_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Chain
+from component_chain import Chain
 from kfp import dsl
 
 from components.pull_dataset import pull_dataset

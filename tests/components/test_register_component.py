@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import JOB, MODEL, Chain
+from component_chain import JOB, MODEL, Chain
 
 from noa_core.tracking import ALIAS_CHALLENGER, LINEAGE_TAGS
 from noa_core.tracking.client import client_for

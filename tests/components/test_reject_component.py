@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import JOB, MODEL, Chain, run_register
+from component_chain import JOB, MODEL, Chain, run_register
 from kfp import dsl
 
 from components.reject import reject

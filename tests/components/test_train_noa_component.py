@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import JOB, Chain, run_train
+from component_chain import JOB, Chain, run_train
 
 from noa_core.errors import ConfigError
 from noa_core.tracking.client import client_for

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 import torch
-from eval_test_support import FAST, FAST_CRITERIA
+from fast_artifacts import FAST_CRITERIA
+from fast_artifacts import FAST_TOKENIZER as FAST
 
 from noa_core.config import NOAConfig, load_config
 from noa_core.data.generate import generate_dataset

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eval_test_support import FAST_CRITERIA
+from fast_artifacts import FAST_CRITERIA
 
 from noa_core.cli import main
 from noa_core.errors import EvaluationError

@@ -9,32 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-
-# `tiny` with a short tokenizer fit and a 4-step training (validation and checkpoints at 2, 4).
-FAST = """\
-extends: tiny
-tokenizer:
-  training: {epochs: 3, patience: 3, batch_size: 16}
-  families: {hidden_dim: 16, training: {epochs: 1, patience: 1, batch_size: 16}}
-training:
-  batch_size: 4
-  max_steps: 4
-  warmup_steps: 1
-  val_every: 2
-  checkpoint_every: 2
-  log_every: 1
-"""
-
-# Every criterion computable on 3 test operators (k = 2 clusters).
-FAST_CRITERIA = """\
-version: 1
-name: fast
-seed: 0
-min_samples: 2
-batch_size: 2
-bootstrap: {resamples: 100, level: 0.9}
-clustering: {k: 2, n_init: 2, max_iter: 50}
-"""
+from fast_artifacts import FAST_CRITERIA
+from fast_artifacts import FAST_TRAINING as FAST
 
 
 @contextlib.contextmanager
