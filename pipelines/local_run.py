@@ -97,10 +97,11 @@ def run_local(work: str | Path, *, preset: str = "small", params: dict[str, Any]
     """Run the whole pipeline locally (module docstring); returns where everything is.
 
     ``params`` override the pipeline's parameters (``max_minutes``, ``criteria``, ...);
-    ``dataset_uri``, ``tracking_uri`` and ``work_dir`` are set here. ``runner="docker"`` runs
-    every task in ``image`` (default: the project image) with ``kfp.local.DockerRunner`` on the
-    host network as the image's non-root user; MLflow is then an ``mlflow server`` on loopback,
-    and files the tasks read (a criteria or config YAML) must lie under ``WORK/kfp``.
+    ``tracking_uri`` and ``work_dir`` are set here, and ``dataset_uri`` unless given.
+    ``runner="docker"`` runs every task in ``image`` (default: the project image) with
+    ``kfp.local.DockerRunner`` on the host network as the image's non-root user; MLflow is then
+    an ``mlflow server`` on loopback, and files the tasks read (a criteria or config YAML) must
+    lie under ``WORK/kfp``.
     """
     from pipelines.noa_phase1 import build_pipeline
 
@@ -125,7 +126,8 @@ def run_local(work: str | Path, *, preset: str = "small", params: dict[str, Any]
             tracking_uri, pinned = f"sqlite:///{work / 'mlflow.db'}", None
             args.update(work_dir=str(work / "cache"))
             kfp_runner = _subprocess_runner()
-        args.update(dataset_uri=s3_uri, tracking_uri=tracking_uri)
+        args.setdefault("dataset_uri", s3_uri)  # a given URI wins (e.g. to see a failed run)
+        args["tracking_uri"] = tracking_uri
         before = set(root.iterdir())
         _run(build_pipeline(backoff=LOCAL_BACKOFF, pinned_image=pinned), args, root, kfp_runner)
         run = LocalRun(work=work, run_dir=_new_run_dir(root, before), tracking_uri=tracking_uri,

@@ -22,7 +22,7 @@ import pytest
 from noa_core.data.manifest import sha256_file
 from noa_core.tracking import ALIAS_CHALLENGER, ALIAS_CHAMPION, LINEAGE_TAGS
 from noa_core.tracking.client import client_for
-from noa_core.tracking.constants import TAG_DECISION, TAG_FAILED_CRITERIA
+from noa_core.tracking.constants import TAG_DECISION, TAG_FAILED_CRITERIA, TRAIN_RUN_FILE
 from noa_core.training.trainer import LOG_FILE
 from pipelines.local_run import LocalRun, run_local
 
@@ -112,10 +112,12 @@ def test_killed_train_task_resumes_from_its_first_checkpoint(runs: dict[str, Any
     out = _train_output(runs["passed"])["parameterValues"]
     assert out["resumed_from_step"] == CHECKPOINT_EVERY
     assert out["steps"] == MAX_STEPS
-    logs = list(runs["work"].glob(f"cache/runs/*/train/{LOG_FILE}"))
-    assert len(logs) == 1
-    steps = [r["step"] for r in map(json.loads, logs[0].read_text().splitlines())
-             if "loss" in r or "total" in r]
+    # The run-scoped directory of this pipeline run: the one whose MLflow run train returned.
+    train_dirs = [p.parent for p in runs["work"].glob(f"cache/runs/*/train/{TRAIN_RUN_FILE}")
+                  if json.loads(p.read_text())["run_id"] == out["mlflow_run_id"]]
+    assert len(train_dirs) == 1
+    steps = [r["step"] for r in map(json.loads, (train_dirs[0] / LOG_FILE).read_text()
+                                    .splitlines()) if "total" in r]
     # Started over, step 10 would be logged twice; resumed, every step is logged once.
     assert steps == list(range(CHECKPOINT_EVERY, MAX_STEPS + 1, CHECKPOINT_EVERY))
 
