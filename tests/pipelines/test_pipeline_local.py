@@ -147,7 +147,8 @@ def test_a_failing_gate_rejects_and_leaves_champion_alone(runs: dict[str, Any]) 
     assert mv.tags[TAG_DECISION] == "rejected"
     assert mv.tags[TAG_FAILED_CRITERIA] == "rollout_mse"
     model = client.get_registered_model(run.model_name)
-    assert model.aliases == {ALIAS_CHAMPION: "1", ALIAS_CHALLENGER: "2"}
+    assert {k: str(v) for k, v in model.aliases.items()} == {ALIAS_CHAMPION: "1",
+                                                             ALIAS_CHALLENGER: "2"}
     assert not (run.run_dir / "promote").exists()
 
 
