@@ -86,7 +86,7 @@ def _cmd_run_local(a: argparse.Namespace) -> int:
         if value is not None:
             params[key] = value
     run = run_local(a.work, preset=a.preset, params=params, progress=a.progress)
-    print(summary(run))
+    print(f"\n{summary(run)}")  # after the runner's indented task logs, from column 0
     return 0 if run.outcome.get("state") == "SUCCEEDED" else 1
 
 
