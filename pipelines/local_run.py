@@ -111,8 +111,10 @@ def run_local(work: str | Path, *, preset: str = "small", params: dict[str, Any]
     phase0 = stand_ins(work, preset, progress)
     root = work / "kfp"
     root.mkdir(exist_ok=True)
+    # This machine trains on its CPU, in the CPU image when the tasks run in containers.
     args: dict[str, Any] = {"preset": preset, "model_name": LOCAL_MODEL_NAME,
-                            "replay_shards": 3, **(params or {})}
+                            "replay_shards": 3, "train_gpus": 0, "train_image": PROJECT_IMAGE,
+                            **(params or {})}
     with ExitStack() as stack:
         s3_env = stack.enter_context(embedded_s3())
         s3_uri = publish(phase0)

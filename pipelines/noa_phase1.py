@@ -54,6 +54,7 @@ def build_pipeline(backoff: str = pf.BACKOFF, pinned_image: str | None = None) -
         tracking_uri: str = DEFAULTS["tracking_uri"],
         model_name: str = DEFAULTS["model_name"],
         image: str = DEFAULTS["image"],
+    train_image: str = DEFAULTS["train_image"],
         replay_shards: int = DEFAULTS["replay_shards"],
         replay_gpus: int = DEFAULTS["replay_gpus"],
         train_gpus: int = DEFAULTS["train_gpus"],
@@ -65,7 +66,8 @@ def build_pipeline(backoff: str = pf.BACKOFF, pinned_image: str | None = None) -
         """Parameters: ``dataset_uri`` (Phase 0 prefix: dataset.h5, tokenizer/, MANIFEST.json),
         ``tokenizer_uri`` ('' = its ``tokenizer/``), ``preset`` (tiny, small, paper or a YAML path
         in the image), ``criteria`` ('' = built-in Phase 1; a path in the image or s3:// URI),
-        ``tracking_uri``, ``model_name``, ``image``, ``replay_shards`` (parallel replay pods),
+        ``tracking_uri``, ``model_name``, ``image`` (every task but train), ``train_image`` (the
+    CUDA image), ``replay_shards`` (parallel replay pods),
         ``replay_gpus`` (0 = CPU replay), ``train_gpus`` (> 1: torchrun, one process per GPU),
         ``max_steps``/``max_minutes`` (0 = the preset's),
         ``work_dir`` (where train keeps run-scoped checkpoints) and ``cache_pvc`` (mounted there).
@@ -96,7 +98,7 @@ def build_pipeline(backoff: str = pf.BACKOFF, pinned_image: str | None = None) -
                                 tokenizer=pulled.outputs["tokenizer"], tracking_uri=tracking_uri,
                                 work_dir=work_dir, pipeline_run_id=job, max_steps=max_steps,
                                 max_minutes=max_minutes, gpus=train_gpus)
-            trained.set_container_image(task_image)
+            trained.set_container_image(train_image if pinned_image is None else pinned_image)
             pf.resources(trained, *pf.TRAIN_RESOURCES)
             pf.on_gpu_nodes(trained, train_gpus)
             pf.cache_volume(trained, cache_pvc)

@@ -4,6 +4,11 @@
 from __future__ import annotations
 
 from components import PROJECT_IMAGE
+from noa_core import __version__
+
+#: Training runs on GPUs, so in the CUDA image (docker/Dockerfile.cuda); every other task uses
+#: the CPU image. Both are tagged by version.
+TRAIN_IMAGE = f"noa-core:{__version__}-cuda"
 
 PIPELINE_NAME = "noa-phase1"
 PIPELINE_DESCRIPTION = ("NOA Phase 1: replay CNO ground truth, train the U-AFNO NOA against the "
@@ -24,6 +29,7 @@ DEFAULTS: dict[str, object] = {
     "tracking_uri": "http://mlflow.noa.svc.cluster.local:5000",
     "model_name": "noa-phase1",
     "image": PROJECT_IMAGE,
+    "train_image": TRAIN_IMAGE,
     "replay_shards": 4,
     "replay_gpus": 0,
     "train_gpus": 1,

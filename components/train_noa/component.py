@@ -20,7 +20,8 @@ def train_noa(config: str, replay: Input[Dataset], tokenizer: Input[Model], trac
     The trainer writes to ``work_dir/runs/<pipeline_run_id>/train`` (a volume that outlives the
     pod), so a retried pod resumes from the last checkpoint instead of starting over. Opens the
     MLflow run the later stages log into. ``max_steps``/``max_minutes`` 0 keep the config's;
-    ``gpus`` > 1 runs one DDP process per GPU under torchrun.
+    ``gpus``: the GPUs granted (0 = CPU; > 1 = one DDP process per GPU under torchrun); granted
+    GPUs torch cannot see are an error.
     """
     import shutil
     from collections import namedtuple
@@ -31,7 +32,7 @@ def train_noa(config: str, replay: Input[Dataset], tokenizer: Input[Model], trac
     out = run_scoped_dir(work_dir, pipeline_run_id)
     result = train_stage(config, replay.path, tokenizer.path, out, tracking_uri=tracking_uri,
                          pipeline_run_id=pipeline_run_id, max_steps=max_steps or None,
-                         max_minutes=max_minutes or None, nproc=max(1, gpus), resume=True)
+                         max_minutes=max_minutes or None, gpus=gpus, resume=True)
     shutil.copytree(out / BEST_DIR, checkpoint.path, dirs_exist_ok=True)
     for key in ("val_traj_mse", "val_persistence_mse", "steps", "skipped_nonfinite",
                 "resumed_from_step"):

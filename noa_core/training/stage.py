@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from noa_core.config import NOAConfig, load_config
-from noa_core.errors import ConfigError, NOAError
+from noa_core.errors import ConfigError, NOAError, TrainingError
 
 RUNS_DIR = "runs"
 TRAIN_DIR = "train"
@@ -46,16 +46,19 @@ def with_budget(cfg: NOAConfig, max_steps: int | None, max_minutes: float | None
 def train_stage(config: str | Path, replay: str | Path, tokenizer: str | Path, out: str | Path,
                 *, tracking_uri: str | None = None, pipeline_run_id: str | None = None,
                 max_steps: int | None = None, max_minutes: float | None = None,
-                nproc: int = 1, resume: bool = True, progress: bool = False) -> dict[str, Any]:
+                gpus: int = 0, resume: bool = True, progress: bool = False) -> dict[str, Any]:
     """Train (resuming from ``out/state.pt`` when present); returns ``out/metrics.json``.
 
-    ``nproc > 1`` launches ``torchrun --standalone --nproc_per_node nproc noa train ...`` (DDP,
-    one process per GPU) and reads the metrics rank 0 wrote; otherwise trains in-process.
+    ``gpus`` is what the task was granted: 0 trains on the CPU; 1 in-process on the GPU; more
+    launches ``torchrun --standalone --nproc_per_node gpus noa train ...`` (DDP, one process per
+    GPU) and reads the metrics rank 0 wrote. Granted GPUs that torch cannot see (a CPU image on a
+    GPU node, a missing driver) are an error, never a silent CPU run.
     """
     out = Path(out)
+    require_gpus(gpus)
     resumed_from = _saved_step(out) if resume else 0
-    if nproc > 1:
-        metrics = _train_torchrun(config, replay, tokenizer, out, nproc=nproc, resume=resume,
+    if gpus > 1:
+        metrics = _train_torchrun(config, replay, tokenizer, out, nproc=gpus, resume=resume,
                                   tracking_uri=tracking_uri, pipeline_run_id=pipeline_run_id,
                                   max_steps=max_steps, max_minutes=max_minutes)
     else:
@@ -66,6 +69,20 @@ def train_stage(config: str | Path, replay: str | Path, tokenizer: str | Path, o
                                                   "pipeline_run_id": pipeline_run_id}
         metrics = train(cfg, replay, tokenizer, out, resume=resume, progress=progress, **extra)
     return {**metrics, "resumed_from_step": resumed_from}
+
+
+def require_gpus(gpus: int) -> None:
+    """``TrainingError`` unless torch sees at least ``gpus`` CUDA devices."""
+    import torch
+
+    if gpus < 0:
+        raise TrainingError(f"train_gpus = {gpus}: expected 0 (CPU) or more")
+    seen = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > seen:
+        build = torch.version.cuda or "none (a CPU build)"
+        raise TrainingError(f"the task was granted {gpus} GPU(s) but torch sees {seen} (torch "
+                            f"{torch.__version__}, CUDA {build}): run training in the CUDA "
+                            "image (train_image) or set train_gpus=0 to train on the CPU")
 
 
 def _saved_step(out: Path) -> int:

@@ -85,8 +85,9 @@ def test_pipeline_tracking_uri_is_the_tracking_service(rendered_overlays):
         assert port in [p["port"] for p in svc["spec"]["ports"]], name
 
 
-def test_pipeline_default_image_is_the_pinned_cpu_image():
+def test_pipeline_default_images_are_the_pinned_images():
     assert phase1.DEFAULTS["image"] == _image_pins()["noa-core"]
+    assert phase1.DEFAULTS["train_image"] == _image_pins()["noa-core-cuda"]
 
 
 def _schedule_params(rendered_overlays) -> list[tuple[str, str, str]]:

@@ -155,7 +155,9 @@ def test_every_task_runs_the_image_parameter_without_installing_anything(
         compiled: tuple[str, dict, dict]) -> None:
     for name, ex in _executors(compiled[1]).items():
         container = ex["container"]
-        assert container["image"] == "{{$.inputs.parameters['pipelinechannel--image']}}", name
+        param = "train_image" if name == "exec-train-noa" else "image"  # GPU training: CUDA image
+        placeholder = f"{{{{$.inputs.parameters['pipelinechannel--{param}']}}}}"
+        assert container["image"] == placeholder, name
         script = " ".join(container["command"])
         assert "pip install" not in script, f"{name} installs packages at run time"
 
