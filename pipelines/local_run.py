@@ -14,6 +14,7 @@ runner, against an embedded S3 endpoint and a local MLflow store.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
@@ -169,12 +170,19 @@ def _run(pipeline: Any, args: dict[str, Any], root: Path, runner: Any) -> None:
     from kfp import local
 
     local.init(runner, pipeline_root=str(root), raise_on_error=False)
-    with warnings.catch_warnings():
-        # The subprocess runner warns that our image is not a Python image and that resources
-        # and accelerators have no effect locally: both are expected here.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        pipeline(**args)
+    # kfp.local indents task logs by swapping builtins.print; ParallelFor iterations run in
+    # threads whose swaps interleave, and one can stay installed after the run (seen: every later
+    # print indented, and `print` no longer picklable). Put the real one back whatever happens.
+    real_print = builtins.print
+    try:
+        with warnings.catch_warnings():
+            # The subprocess runner warns that our image is not a Python image and that
+            # resources and accelerators have no effect locally: both are expected here.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            pipeline(**args)
+    finally:
+        builtins.print = real_print
 
 
 def _new_run_dir(root: Path, before: set[Path]) -> Path:

@@ -86,7 +86,7 @@ def _cmd_run_local(a: argparse.Namespace) -> int:
         if value is not None:
             params[key] = value
     run = run_local(a.work, preset=a.preset, params=params, progress=a.progress)
-    print(f"\n{summary(run)}")  # after the runner's indented task logs, from column 0
+    print(f"\n{summary(run)}")  # a line of its own after the runner's task logs
     return 0 if run.outcome.get("state") == "SUCCEEDED" else 1
 
 

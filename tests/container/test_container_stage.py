@@ -105,7 +105,10 @@ def test_stages_in_read_only_image_match_the_host(docker, image, run_in_image, t
         code.mkdir()
         cid = docker("create", image).stdout.strip()
         try:
-            docker("cp", f"{cid}:{info['package']}", str(code / "noa_core"))
+            # the distribution's three packages (the CLI's `pipeline` help reads `pipelines`)
+            site = str(Path(info["package"]).parent)
+            for package in ("noa_core", "pipelines", "components"):
+                docker("cp", f"{cid}:{site}/{package}", str(code / package))
         finally:
             docker("rm", "--volumes", cid, check=False)
         # -S: no .pth files, so an editable install of the checkout cannot take precedence;
