@@ -10,6 +10,7 @@ a real MLflow store (sqlite), three times in one working directory:
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ from noa_core.training.trainer import LOG_FILE
 from pipelines.local_run import LocalRun, run_local
 
 pytestmark = pytest.mark.slow
+REAL_PRINT = builtins.print
 
 CHECKPOINT_EVERY = 5
 MAX_STEPS = 20
@@ -158,3 +160,9 @@ def test_a_failed_run_is_recorded_by_the_exit_handler(runs: dict[str, Any]) -> N
     assert run.outcome["status"] == "FAILED"
     assert run.version is None and run.champion == "1"
     assert not (run.run_dir / "train-noa").exists()
+
+
+def test_the_local_runner_leaves_print_as_it_was(runs: dict[str, Any]) -> None:
+    # kfp.local swaps builtins.print to indent task logs; left swapped, every later print in the
+    # process is indented and `print` cannot be pickled.
+    assert builtins.print is REAL_PRINT
