@@ -16,6 +16,7 @@ that wrote last, and both versions carry their promotion tags.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -54,6 +55,24 @@ if TYPE_CHECKING:
     from torch import nn
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+ALIAS_ATTEMPTS = 5  # tries of one alias write against a concurrent writer of the same alias
+
+
+def set_alias(client: Any, model_name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version``. Two writers of one alias at the same moment can make the
+    store refuse one with a uniqueness violation (MLflow has no compare-and-set; seen with two
+    racing promotions on a sqlite-backed server); the write is idempotent, so it is retried and
+    the last writer wins, as documented above."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, ALIAS_ATTEMPTS + 1):
+        try:
+            client.set_registered_model_alias(model_name, alias, version)
+            return
+        except MlflowException as exc:
+            if attempt == ALIAS_ATTEMPTS or "constraint" not in str(exc).lower():
+                raise
+            time.sleep(0.05 * attempt)  # let the other writer's transaction finish
 
 
 # ------------------------------------------------------------------------------------ register
@@ -81,7 +100,7 @@ def register_model(tracking_uri: str | None, model_name: str, run_id: str, onnx_
         version_id = _log_and_register(uri, model_name, run_id, onnx_path, torch_model, inputs,
                                        onnx_outputs, tags)
         client = client_for(uri)
-        client.set_registered_model_alias(model_name, ALIAS_CHALLENGER, version_id)
+        set_alias(client, model_name, ALIAS_CHALLENGER, version_id)
         for key, value in {**tags, TAG_MODEL_VERSION: f"{model_name}/{version_id}"}.items():
             client.set_tag(run_id, key, value)
     return version_id
@@ -192,7 +211,7 @@ def promote(tracking_uri: str | None, model_name: str, version: str | int,
             tags[TAG_DECISION_PIPELINE_RUN] = pipeline_run_id
         for key, value in tags.items():  # tags first: the alias never points at an untagged one
             client.set_model_version_tag(model_name, v, key, value)
-        client.set_registered_model_alias(model_name, ALIAS_CHAMPION, v)
+        set_alias(client, model_name, ALIAS_CHAMPION, v)
         if mv.run_id:
             client.set_tag(mv.run_id, TAG_DECISION, DECISION_PROMOTED)
     return previous
