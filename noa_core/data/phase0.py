@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from noa_core.data.manifest import MANIFEST_NAME, sha256_file
+from noa_core.data.manifest import MANIFEST_NAME, parse_manifest
 from noa_core.data.s3_client import S3Settings
 from noa_core.data.storage import TransferReport, pull
 from noa_core.data.validate import check_dataset
@@ -50,18 +50,22 @@ def pull_phase0(src: str, dataset_out: str | Path, tokenizer_out: str | Path, *,
     try:
         reports = [pull(src, staging / "main", settings=settings, progress=progress)]
         tok_dir = staging / "main" / TOKENIZER_DIR
+        tok_manifest = (staging / "main", f"{TOKENIZER_DIR}/{TOKENIZER_WEIGHTS}")
         if tokenizer_src:
             reports.append(pull(tokenizer_src, staging / "tok", settings=settings,
                                 progress=progress))
-            (staging / "tok" / MANIFEST_NAME).unlink()
             tok_dir = staging / "tok"
+            tok_manifest = (tok_dir, TOKENIZER_WEIGHTS)
         dataset = staging / "main" / DATASET_FILE
         _require(dataset, src, "the operator dataset")
         _require(tok_dir / TOKENIZER_WEIGHTS, tokenizer_src or f"{src}/{TOKENIZER_DIR}",
                  "the tokenizer's weights")
         check_dataset(dataset)
-        summary = {"dataset_sha256": sha256_file(dataset),
-                   "tokenizer_sha256": sha256_file(tok_dir / TOKENIZER_WEIGHTS)}
+        # The pull verified every file against its manifest: the digests are read from there,
+        # not computed again over the (gigabyte-sized) dataset.
+        summary = {"dataset_sha256": _manifest_sha256(staging / "main", DATASET_FILE),
+                   "tokenizer_sha256": _manifest_sha256(*tok_manifest)}
+        (tok_dir / MANIFEST_NAME).unlink(missing_ok=True)  # the tokenizer dir is its files only
         _place(dataset, dataset_out)
         _place(tok_dir, tokenizer_out)
     finally:
@@ -69,6 +73,15 @@ def pull_phase0(src: str, dataset_out: str | Path, tokenizer_out: str | Path, *,
     return {"dataset": str(dataset_out), "tokenizer": str(tokenizer_out), **summary,
             "bytes": sum(r.bytes_total for r in reports), "files": _files(reports),
             "seconds": round(sum(r.seconds for r in reports), 1)}
+
+
+def _manifest_sha256(root: Path, rel: str) -> str:
+    """The sha256 the verified pull into ``root`` checked ``rel`` against."""
+    manifest = root / MANIFEST_NAME
+    entry = parse_manifest(manifest.read_bytes(), str(manifest)).find(rel)
+    if entry is None:
+        raise StorageError(f"{manifest}: lists no {rel}")
+    return entry.sha256
 
 
 def _require(path: Path, origin: str, what: str) -> None:
