@@ -54,10 +54,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def mlflow_server(root: Path) -> Iterator[str]:
-    """``mlflow server`` on 127.0.0.1 with a sqlite store and proxied artifacts under ``root``;
-    yields its URI once ``/health`` answers; stops its process group afterwards."""
+def start_mlflow_server(root: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Start ``mlflow server`` on 127.0.0.1 (free port) in its own process group, with a sqlite
+    store and proxied artifacts under ``root``; returns (process, URI, log file) at once, so the
+    caller can work while it boots (``wait_healthy``) and stop it with ``stop_group``."""
     root.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
@@ -70,15 +70,23 @@ def mlflow_server(root: Path) -> Iterator[str]:
              "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
              "--artifacts-destination", str(root / "mlartifacts"), "--workers", "1"],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}", log
+
+
+@contextmanager
+def mlflow_server(root: Path) -> Iterator[str]:
+    """``start_mlflow_server`` for the duration of the block; yields its URI once healthy."""
+    process, uri, log = start_mlflow_server(root)
     try:
-        _wait_healthy(process, uri, log)
+        wait_healthy(process, uri, log)
         yield uri
     finally:
-        _stop_group(process)
+        stop_group(process)
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], uri: str, log: Path) -> None:
+def wait_healthy(process: subprocess.Popen[bytes], uri: str, log: Path) -> None:
+    """Return once ``uri/health`` answers 200; ``RuntimeError`` with the log's tail if the
+    server exits, or after ``MLFLOW_BOOT_LIMIT_S``."""
     deadline = time.monotonic() + MLFLOW_BOOT_LIMIT_S
     while True:
         if process.poll() is not None:
@@ -96,7 +104,7 @@ def _wait_healthy(process: subprocess.Popen[bytes], uri: str, log: Path) -> None
         time.sleep(0.2)  # polling for readiness
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
+def stop_group(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's process group (it has workers), then SIGKILL if needed."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:

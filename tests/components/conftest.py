@@ -10,20 +10,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from component_chain import JOB, MODEL, NUM_OPERATORS, Chain, run_register, run_train
 from fast_artifacts import FAST_CRITERIA
 from fast_artifacts import FAST_TRAINING as FAST
 from kfp import dsl
 
+from noa_core.dynamics.rollout import fixed_num_threads
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_thread() -> Iterator[None]:
     """One intra-op torch thread: on 2 shared cores, two threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with fixed_num_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")

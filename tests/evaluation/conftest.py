@@ -22,6 +22,7 @@ from fast_artifacts import FAST_TOKENIZER as FAST
 
 from noa_core.config import NOAConfig, load_config
 from noa_core.data.generate import generate_dataset
+from noa_core.dynamics.rollout import fixed_num_threads
 from noa_core.features.schema import feature_schema
 from noa_core.models import build_model, perturb_zero_layers
 from noa_core.tokenizer.ground_truth import replay_with_ground_truth
@@ -31,16 +32,10 @@ from noa_core.training.data import ReplayWindows
 from noa_core.training.trainer import field_stats
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
+def one_thread() -> contextlib.AbstractContextManager[None]:
     """One intra-op thread: on 2 shared, loaded cores torch's 2-thread kernels wait on each
     other (a tiny rollout ran 7× slower); restored afterwards for the rest of the suite."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return fixed_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,7 @@ the end. The ONNX export runs while the server boots.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +18,7 @@ import torch
 from pipeline_test_support import build_phase0
 from tracking_test_support import StandIn
 
-SERVER_BOOT_LIMIT_S = 180.0  # a deadline for a slow machine, not a timing assertion
+from pipelines.local_services import start_mlflow_server, stop_group, wait_healthy
 
 
 @dataclass
@@ -34,65 +28,20 @@ class _Server:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def _mlflow_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Server]:
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    log = root / "server.log"
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        env.pop(name, None)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-             "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
-    server = _Server(process, f"http://127.0.0.1:{port}", log)
+    process, uri, log = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
     try:
-        yield server
+        yield _Server(process, uri, log)
     finally:
-        _stop_group(process)
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's own process group (uvicorn and its workers), then SIGKILL if needed."""
-    for sig, wait_s in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 30.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        stop_group(process)
 
 
 @pytest.fixture(scope="session")
 def tracking_uri(_mlflow_process: _Server, stand_in: StandIn) -> str:
     """The server's URI once ``/health`` answers (``stand_in`` is built while it boots)."""
-    deadline = time.monotonic() + SERVER_BOOT_LIMIT_S
-    while True:
-        if _mlflow_process.process.poll() is not None:
-            tail = _mlflow_process.log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"mlflow server exited with {_mlflow_process.process.returncode}:"
-                               f"\n{tail}")
-        try:
-            with urllib.request.urlopen(f"{_mlflow_process.uri}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return _mlflow_process.uri
-        except OSError:
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"mlflow server not healthy after {SERVER_BOOT_LIMIT_S} s")
-        time.sleep(0.2)  # polling for readiness, not timing anything
+    wait_healthy(_mlflow_process.process, _mlflow_process.uri, _mlflow_process.log)
+    return _mlflow_process.uri
 
 
 @pytest.fixture(scope="session")

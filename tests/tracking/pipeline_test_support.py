@@ -5,23 +5,12 @@ ground-truth tokens, plus a criteria file sized for 3 test operators."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 from fast_artifacts import FAST_CRITERIA
 from fast_artifacts import FAST_TRAINING as FAST
 
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """One intra-op torch thread (2 shared cores: two threads wait on each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from noa_core.dynamics.rollout import fixed_num_threads
 
 
 def build_phase0(root: Path) -> dict[str, Path]:
@@ -42,3 +31,8 @@ def build_phase0(root: Path) -> dict[str, Path]:
         replay_with_ground_truth(data, replay, tok, split="all", workers=1, progress=False)
     return {"config": config, "dataset": data, "tokenizer": tok, "replay": replay,
             "criteria": criteria}
+
+
+def one_thread() -> contextlib.AbstractContextManager[None]:
+    """One intra-op torch thread (2 shared cores: two threads wait on each other)."""
+    return fixed_num_threads(1)

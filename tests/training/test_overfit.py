@@ -44,6 +44,7 @@ import torch
 
 from noa_core.config import NOAConfig, load_config
 from noa_core.data.generate import generate_dataset
+from noa_core.dynamics.rollout import fixed_num_threads
 from noa_core.tokenizer.train import train_tokenizer
 from noa_core.training.losses import alignment_terms
 from noa_core.training.trainer import Trainer, field_stats
@@ -101,12 +102,8 @@ def overfit_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """One intra-op thread for the test (the previous count restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with fixed_num_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def mode_config(cfg: NOAConfig, mode: str, scale: float) -> NOAConfig:
