@@ -93,6 +93,9 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 declared = resp.getheader("Content-Length") if self.command == "HEAD" else None
             finally:
                 conn.close()
+            # Recorded before answering: once the client has its answer, the test may read the log.
+            cut = fault == "cut" and self.command != "HEAD"
+            proxy.record(self.command, self.path, "cut" if cut else resp.status)
             self.send_response(resp.status)
             for k, v in headers:
                 self.send_header(k, v)
@@ -101,28 +104,25 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Connection", "close")
             self.end_headers()
             if self.command == "HEAD":
-                proxy.record(self.command, self.path, resp.status)
                 return
-            if fault == "cut":
+            if cut:
                 self.wfile.write(data[: len(data) // 2])
                 self.wfile.flush()
                 self.close_connection = True
-                proxy.record(self.command, self.path, "cut")
                 return
             self.wfile.write(data)
-            proxy.record(self.command, self.path, resp.status)
 
         def _answer_error(self, status: int) -> None:
             code = S3_ERROR_CODES.get(status, "InternalError")
             xml = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
                    f"<Message>injected by the test proxy</Message></Error>").encode()
+            proxy.record(self.command, self.path, status)  # before the client can see it
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(xml)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(xml)
-            proxy.record(self.command, self.path, status)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
 
