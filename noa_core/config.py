@@ -556,7 +556,12 @@ class TrainConfig(StrictModel):
     tbptt_window: int | None = Field(None, ge=1)  # gradient window (None: the whole horizon)
     checkpoint_activations: bool = False
     amp: Literal["none", "bf16"] = "none"
-    context: int = Field(0, ge=0)  # K observed states before the scored window
+    # K: observed transitions (states u_0 … u_K) before the scored window, which starts at u_K;
+    # validation, evaluation and export default to it.
+    context: int = Field(0, ge=0)
+    # Each step draws its K uniformly from [lo, hi] (seeded by the step), so one model serves
+    # every K in the range; None: always ``context``.
+    context_range: tuple[int, int] | None = None
     checkpoint_every: int = Field(100, ge=1)
     val_every: int = Field(100, ge=1)
     log_every: int = Field(10, ge=1)
@@ -576,6 +581,21 @@ class NOAConfig(StrictModel):
     tokenizer: TokenizerConfig = TokenizerConfig()
     model: ModelConfig = ModelConfig()
     training: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _context(self) -> NOAConfig:
+        k_data, k_model, t = self.dynamics.context_max, self.model.context_max, self.training
+        if k_model > k_data:
+            raise ValueError(f"model.context_max {k_model} is above dynamics.context_max {k_data}"
+                             " (the replayed trajectories hold no more context)")
+        lo, hi = t.context_range if t.context_range is not None else (t.context, t.context)
+        if not 0 <= lo <= hi:
+            raise ValueError(f"training.context_range {list(t.context_range or ())} must be "
+                             "[lo, hi] with 0 ≤ lo ≤ hi")
+        if max(hi, t.context) > k_model:
+            raise ValueError(f"training.context {t.context} / context_range up to {hi} needs "
+                             f"model.context_max ≥ {max(hi, t.context)}, got {k_model}")
+        return self
 
     @model_validator(mode="after")
     def _grid(self) -> NOAConfig:

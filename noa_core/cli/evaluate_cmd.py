@@ -36,8 +36,15 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         champion = champion_metrics(a.tracking_uri, a.champion_model)
     result = evaluate(a.checkpoint, a.replay, a.tokenizer, a.out, criteria=a.criteria,
                       tracking_uri=a.tracking_uri, run_id=a.run_id, context=a.context,
-                      progress=a.progress, champion_metrics=champion)
+                      progress=a.progress, champion_metrics=champion,
+                      ablate_context=a.ablate_context)
     print(gate_table(result["gate"]))
+    abl = result["metrics"].get("context_ablation")
+    if abl is not None:
+        print(f"context ablation (K = {result['metrics']['context']}): rollout MSE "
+              f"{abl['rollout_mse_with_context']:.4g} with its own context, "
+              f"{abl['value']:.4g} with another operator's; predictions move by "
+              f"{abl['prediction_change']:.3g} of their own motion")
     print(f"wrote {a.out}/metrics.json, gate.json, report.md, report.html")
     return 0  # a failed gate is a result, not an error
 
@@ -63,7 +70,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "configs/criteria/phase1.yaml)")
     p.add_argument("--out", required=True, type=Path, metavar="DIR")
     p.add_argument("--context", type=non_negative, default=None, metavar="K",
-                   help="observed states before the scored window (default: training.context)")
+                   help="observed transitions given to the model: realization 0's states u_0 … "
+                        "u_K; rollout, scoring and every baseline start at u_K (default: "
+                        "training.context of the checkpoint)")
+    p.add_argument("--ablate-context", action="store_true",
+                   help="also roll out each operator with another test operator's context "
+                        "(a seeded derangement) and report what the context contributes "
+                        "(metrics.json: context_ablation); needs K ≥ 1")
     p.add_argument("--champion-metrics", type=Path, default=None, metavar="FILE",
                    help="the champion's metrics.json, for the champion rule")
     p.add_argument("--champion-model", default=None, metavar="NAME",

@@ -5,8 +5,10 @@ realizations):
 
 1. the NOA rolls out deterministically (no noise) for H steps from u_start = realization 0's
    state K (K = ``training.context`` unless overridden; the window is [0, H] for K = 0, as in
-   training and validation). Context states are not fed to the model, as the trainer does not
-   feed them either;
+   training and validation), given realization 0's observed states u_0 … u_K as its context;
+   every baseline starts from the same u_K and is scored on the same steps K + 1 … K + H.
+   With ``ablate_context`` it also rolls out with the context of another operator (a seeded
+   derangement of the test operators) to measure what the context contributes;
 2. the same feature pipeline gives features of the NOA rollout (one realization, M = 1) and of
    the ground truth (all M realizations, as the tokenizer was trained); the frozen tokenizer
    gives latents, tokens and the chosen code vectors of both;
@@ -82,6 +84,8 @@ FORMULAS: dict[str, str] = {
     "noise_floor": "MSE of realization 0 against the mean of realizations 1 … M−1",
     "new_weights": "MSE of the realization mean of the same θ, IC and noise seeds with another "
                    "weight seed, against ū",
+    "context_ablation": "rollout_mse with operator i given the context of operator π(i) (π: a "
+                        "seeded derangement of the test operators), everything else unchanged",
 }
 
 ASYMMETRY_NOTE = (
@@ -96,7 +100,10 @@ class _Collected:
     """Per-operator quantities gathered batch by batch (everything else is derived)."""
 
     step: dict[str, list[np.ndarray]] = field(default_factory=lambda: {
-        k: [] for k in ("noa", "persistence", "theta_only", "noise_floor", "noise_floor_vs_all")})
+        k: [] for k in ("noa", "persistence", "theta_only", "noise_floor", "noise_floor_vs_all",
+                        "noa_shuffled_context")})
+    # Per operator: RMS(shuffled-context rollout − rollout) / RMS(rollout − u_start).
+    ablation_change: list[np.ndarray] = field(default_factory=list)
     variance: list[np.ndarray] = field(default_factory=list)
     zq_err: list[np.ndarray] = field(default_factory=list)
     agree: list[np.ndarray] = field(default_factory=list)
@@ -159,10 +166,29 @@ def _open_windows(replay: Path, horizon: int, context: int, cfg: NOAConfig) -> R
 # --- the batch loop -------------------------------------------------------------------------
 
 
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation of range(n) with no fixed point (a single random cycle), n ≥ 2."""
+    if n < 2:
+        raise EvaluationError(f"shuffling contexts needs at least 2 test operators, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    perm = np.empty(n, dtype=np.int64)
+    perm[order] = np.roll(order, -1)
+    return perm
+
+
+def _contexts(ds: ReplayWindows, rows: list[int], device: torch.device) -> torch.Tensor | None:
+    """Observed states u_0 … u_K [b, K + 1, C, H, W] of ``rows``; None for K = 0."""
+    if ds.context == 0:
+        return None
+    return torch.stack([ds.context_states(i) for i in rows]).to(device)
+
+
 @torch.no_grad()
 def _collect(model: Any, tok: Tokenizer, extractor: FeatureExtractor, ds: ReplayWindows,
-             cfg: NOAConfig, batch: int, device: torch.device, progress: bool) -> _Collected:
-    """Roll out, extract, tokenise and score every test operator, ``batch`` at a time."""
+             cfg: NOAConfig, batch: int, device: torch.device, progress: bool,
+             shuffle: np.ndarray | None = None) -> _Collected:
+    """Roll out, extract, tokenise and score every test operator, ``batch`` at a time;
+    ``shuffle`` [N]: also roll out operator i with the context of operator shuffle[i]."""
     col = _Collected()
     horizon, alpha = cfg.dynamics.feature_horizon, cfg.dynamics.alpha
     n = len(ds)
@@ -172,8 +198,17 @@ def _collect(model: Any, tok: Tokenizer, extractor: FeatureExtractor, ds: Replay
         window = torch.stack([ds.window(i) for i in rows]).to(device)  # [b, M, T+1, C, H, W]
         theta = ds.theta[rows].to(device)
         u0 = window[:, 0, 0]
-        pred = model.rollout(theta, u0, horizon).float()  # [b, T+1, C, H, W]
+        context = _contexts(ds, rows, device)
+        pred = model.rollout(theta, u0, horizon, context).float()  # [b, T+1, C, H, W]
         mean_gt = window[:, :, 1:].mean(1)
+        if shuffle is not None:
+            other = _contexts(ds, [int(shuffle[i]) for i in rows], device)
+            moved = model.rollout(theta, u0, horizon, other).float()
+            col.step["noa_shuffled_context"].append(M.step_mse(_np(moved[:, 1:]),
+                                                               _np(mean_gt)))
+            change = (moved - pred).square().flatten(1).mean(1).sqrt()
+            motion = (pred - u0[:, None]).square().flatten(1).mean(1).sqrt()
+            col.ablation_change.append(_np(change / motion.clamp_min(1e-12)))
         w_np, pred_np, mean_np, u0_np = _np(window), _np(pred), _np(mean_gt), _np(u0)
         col.step["noa"].append(M.step_mse(pred_np[:, 1:], mean_np))
         col.step["persistence"].append(M.step_mse(B.persistence(u0_np, horizon), mean_np))
@@ -196,7 +231,7 @@ def _collect(model: Any, tok: Tokenizer, extractor: FeatureExtractor, ds: Replay
         col.latents_pred.append(_np(torch.cat(z_pred, 1)))
         col.latents_gt.append(_np(torch.cat(z_gt, 1)))
 
-        heads = model.heads(u0, theta, rollout=pred)
+        heads = model.heads(u0, theta, context, rollout=pred)
         emb = tok.family_embeddings(f_gt, window[:, :, 0].mean(1))
         for f in FAMILIES:
             col.heads[f].append(M.family_mse(_np(heads[f]), _np(emb[f])))
@@ -344,6 +379,29 @@ def _clusters(lat_pred: np.ndarray, lat_gt: np.ndarray, crit: Criteria, idx: np.
                   ci_note="clusters fixed, operators resampled")
 
 
+def _ablation(steps: Mapping[str, np.ndarray], change: np.ndarray, policies: np.ndarray,
+              crit: Criteria, idx: np.ndarray) -> dict[str, Any]:
+    """The shuffled-context entry: its rollout error beside the NOA's, the share of the NOA's
+    gain over θ-only that shuffling loses, and how much the predictions move."""
+    level = crit.bootstrap.level
+    shuffled = steps["noa_shuffled_context"]
+    entry = _error_entry("context_ablation", shuffled, policies, idx, level)
+    noa, theta = steps["noa"].mean(1), steps["theta_only"].mean(1)
+    gain = float(theta.mean() - noa.mean())
+    lost = float((shuffled.mean(1).mean() - noa.mean()) / gain) if gain > 0 else None
+    entry.update(
+        rollout_mse_with_context=float(noa.mean()),
+        skill_vs_theta_only=float(shuffled.mean(1).mean() / theta.mean()),
+        skill_lost=lost,
+        skill_lost_note="(MSE shuffled − MSE NOA) / (MSE θ-only − MSE NOA): 1 = every gain "
+                        "over θ-only is lost; null when the NOA does not beat θ-only",
+        prediction_change=float(change.mean()),
+        prediction_change_ci=BS.mean_ci(change, idx, level),
+        prediction_change_note="mean over operators of RMS(shuffled − NOA rollout) / "
+                               "RMS(NOA rollout − u_start)")
+    return entry
+
+
 def compute_metrics(col: _Collected, policies: np.ndarray, sizes: list[int], crit: Criteria,
                     new_weights: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
     """Every metric entry of metrics.json from the collected per-operator quantities."""
@@ -397,6 +455,10 @@ def compute_metrics(col: _Collected, policies: np.ndarray, sizes: list[int], cri
     if new_weights is not None:
         out["skill_vs_new_weights"] = _skill("skill_vs_new_weights", per_noa,
                                              new_weights[0].mean(1), crit, "new_weights")
+
+    if steps["noa_shuffled_context"] is not None:
+        out["context_ablation"] = _ablation(steps, col.cat(col.ablation_change), policies, crit,
+                                            idx)
 
     zq = col.cat(col.zq_err)
     out["vq_recon_error"] = _entry(float(zq.mean()), n, BS.mean_ci(zq, idx, level),
@@ -491,18 +553,38 @@ def _load_champion(source: Mapping[str, Any] | str | Path | None) -> Mapping[str
     return doc
 
 
+def _context_of(cfg: NOAConfig, checkpoint_dir: Path, context: int | None, ablate: bool) -> int:
+    """K to evaluate with: checked against the replayed context and the model's encoder."""
+    k = cfg.training.context if context is None else int(context)
+    if k < 0 or k > cfg.dynamics.context_max:
+        raise EvaluationError(f"context {k}: expected 0 … dynamics.context_max = "
+                              f"{cfg.dynamics.context_max}")
+    if k > cfg.model.context_max:
+        raise EvaluationError(
+            f"context {k}: {checkpoint_dir}/config.yaml has model.context_max = "
+            f"{cfg.model.context_max}; this model reads at most that many observed steps")
+    if ablate and k == 0:
+        raise EvaluationError("--ablate-context shuffles the observed context: it needs "
+                              "--context ≥ 1 (a model trained with context)")
+    return k
+
+
 def evaluate(checkpoint_dir: str | Path, replay: str | Path, tokenizer_dir: str | Path,
              out: str | Path, criteria: str | Path | Criteria | None = None,
              tracking_uri: str | None = None, run_id: str | None = None,
              context: int | None = None, progress: bool = True,
-             champion_metrics: Mapping[str, Any] | str | Path | None = None) -> dict[str, Any]:
+             champion_metrics: Mapping[str, Any] | str | Path | None = None,
+             ablate_context: bool = False) -> dict[str, Any]:
     """Evaluate a checkpoint on the test split of ``replay``; write metrics, gate and reports.
 
     Args:
         criteria: a criteria file path (or ``Criteria``); None: the built-in Phase 1 criteria.
         tracking_uri, run_id: both or neither; with both, the flattened metrics, gate.json and
             the reports are logged into that run (never a guessed URI).
-        context: K observed states before the scored window; None: ``training.context``.
+        context: K, the observed transitions (states u_0 … u_K of realization 0) given to
+            the model; rollout and scoring start at u_K. None: ``training.context``.
+        ablate_context: also roll out with shuffled contexts (``metrics["context_ablation"]``);
+            needs K ≥ 1.
         champion_metrics: the champion's metrics (a mapping or a metrics.json path) for the
             champion rule; None: no comparison.
     Returns:
@@ -519,16 +601,14 @@ def evaluate(checkpoint_dir: str | Path, replay: str | Path, tokenizer_dir: str 
     model, cfg, meta = load_model_checkpoint(checkpoint_dir)
     tok = Tokenizer.from_checkpoint(tokenizer_dir)
     schema = _check_pairing(meta, checkpoint_dir, tok, tokenizer_dir, cfg)
-    k = cfg.training.context if context is None else int(context)
-    if k < 0 or k > cfg.dynamics.context_max:
-        raise EvaluationError(f"context {k}: expected 0 … dynamics.context_max = "
-                              f"{cfg.dynamics.context_max}")
+    k = _context_of(cfg, checkpoint_dir, context, ablate_context)
     ds = _open_windows(replay, cfg.dynamics.feature_horizon, k, cfg)
+    shuffle = derangement(len(ds), crit.seed) if ablate_context else None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     tok.to(device)
     col = _collect(model, tok, FeatureExtractor(schema), ds, cfg, crit.batch_size, device,
-                   progress)
+                   progress, shuffle)
     nw = _new_weights(replay, ds, cfg, progress) if crit.baselines.new_weights else None
     sizes = list(tok.codebook_sizes)
     metrics: dict[str, Any] = {
@@ -536,7 +616,8 @@ def evaluate(checkpoint_dir: str | Path, replay: str | Path, tokenizer_dir: str 
         "samples": {"test": len(ds), "by_policy": {p: int((ds.policies == p).sum())
                                                    for p in sorted(set(ds.policies.tolist()))}},
         "test_ids_sha256": test_ids_sha256(ds.sample_ids),
-        "horizon": ds.horizon, "context": k, "context_fed": False,
+        "horizon": ds.horizon, "context": k, "context_fed": k > 0,
+        "context_ablation_seed": crit.seed if ablate_context else None,
         "realizations": ds.window_shape[0], "codebooks": len(sizes), "codebook_sizes": sizes,
         "seed": crit.seed, "bootstrap": crit.bootstrap.model_dump(),
         "criteria_name": crit.name, "criteria_sha256": crit.digest(),

@@ -84,7 +84,8 @@ def plot_error_vs_step(metrics: Mapping[str, Any]) -> str | None:
     for key, label, style in (("rollout_mse", "NOA", "-"), ("persistence", "persistence", "--"),
                               ("theta_only", "θ-only", "--"),
                               ("noise_floor", "noise floor (vs other M−1)", ":"),
-                              ("new_weights", "same θ, new weights", "-.")):
+                              ("new_weights", "same θ, new weights", "-."),
+                              ("context_ablation", "NOA, another operator's context", "-")):
         entry = metrics.get(key) or {}
         if entry.get("per_step"):
             curves.append((label, entry["per_step"], style))
@@ -212,9 +213,17 @@ def _baseline_table(m: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for key, label in (("rollout_mse", "NOA"), ("persistence", "persistence"),
                        ("theta_only", "θ-only (analytic)"),
-                       ("noise_floor", "noise floor"), ("new_weights", "same θ, new weights")):
-        e = m.get(key) or {}
+                       ("noise_floor", "noise floor"), ("new_weights", "same θ, new weights"),
+                       ("context_ablation", "NOA, shuffled context")):
+        e = m.get(key)
+        if e is None and key == "context_ablation":
+            continue  # only with --ablate-context
+        e = e or {}
         note = e.get("reason", "")
+        if key == "context_ablation":
+            note = (f"another operator's context: predictions move by "
+                    f"{fmt(e.get('prediction_change'))} of their own motion; share of the "
+                    f"gain over θ-only lost: {fmt(e.get('skill_lost'))}")
         if key == "noise_floor" and e.get("value_vs_all_realizations") is not None:
             note = f"{fmt(e['value_vs_all_realizations'])} against all M (NOA's scale)"
         if key == "new_weights" and e.get("diverged"):
@@ -225,11 +234,13 @@ def _baseline_table(m: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _policy_table(m: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     policies = sorted((m.get("samples") or {}).get("by_policy", {}))
-    head = ["update policy", "n", "NOA", "persistence", "θ-only", "noise floor", "new weights"]
+    ablation = ("context_ablation",) if m.get("context_ablation") else ()
+    head = ["update policy", "n", "NOA", "persistence", "θ-only", "noise floor", "new weights",
+            *(("NOA, shuffled context",) if ablation else ())]
     rows = []
     for p in policies:
         row = [p, fmt(m["samples"]["by_policy"][p])]
-        for key in ("rollout_mse", *BASELINES):
+        for key in ("rollout_mse", *BASELINES, *ablation):
             row.append(fmt(((m.get(key) or {}).get("by_policy") or {}).get(p, {}).get("value")))
         rows.append(row)
     return head, rows
@@ -263,8 +274,10 @@ def build_sections(m: Mapping[str, Any], g: Mapping[str, Any], frames: ReportFra
         f"(sha256 {str(g.get('criteria_sha256'))[:12]}…)."
         + (f" Failed: {', '.join(failed)}." if failed else ""),
         f"{m['samples']['test']} test operators (ids sha256 {m['test_ids_sha256'][:12]}…), "
-        f"horizon H = {m['horizon']}, context K = {m['context']} (context states not fed, as in "
-        f"training), M = {m['realizations']} ground-truth realizations, {m['codebooks']} "
+        f"horizon H = {m['horizon']}, context K = {m['context']} ("
+        + ("the model reads realization 0's states u_0 … u_K; rollout, scoring and every "
+           "baseline start at u_K" if m.get("context_fed") else "no observed states")
+        + f"), M = {m['realizations']} ground-truth realizations, {m['codebooks']} "
         f"codebooks; bootstrap {m['bootstrap']['resamples']} resamples, seed {m['seed']}."])
     s0.tables.append(_criteria_table(m, g))
     champ = g.get("champion") or {}

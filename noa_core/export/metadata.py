@@ -7,6 +7,9 @@ Keys (all strings; JSON where structured):
 - ``noa.theta_names`` (P slot names, vector order), ``noa.theta_dim``, ``noa.channels``,
   ``noa.grid``, ``noa.horizon`` (H), ``noa.context`` (K the model was trained with: the start
   state of a rollout is state K), ``noa.context_max``, ``noa.embed_dim`` (E);
+- ``noa.context_encoder``: the file name of the exported context encoder beside the step
+  (``model.context.onnx``), or null for a model without one; the encoder file carries the
+  same keys with ``noa.graph`` = ``context_encoder`` (the step's is ``step``);
 - ``noa.normalisation``: the dataset-level field mean and std [C] the graph applies inside;
 - ``noa.feature_schema``: the feature schema JSON of the tokenizer the model was trained against;
 - ``noa.versions``: noa-core, torch, onnx, onnxruntime, onnxscript; ``noa.opset``;

@@ -1,9 +1,15 @@
 """ONNX export of one NOA step and its parity against ONNX Runtime.
 
-The exported graph is ``StepModule``: inputs ``theta`` [B, P], ``context_embedding`` [B, E] and
-``u`` [B, C, H, W] (float32), output ``u_next`` [B, C, H, W]. The batch axis is dynamic; H and W
-are fixed at the traced grid (the AFNO mode layout depends on them). The dynamo exporter turns
-rfft2 / irfft2 into standard ``DFT`` nodes (opset 20), which ONNX Runtime runs on CPU.
+The exported graph is ``StepModule``: inputs ``theta`` [B, P], ``context_embedding`` [B, E],
+``u`` [B, C, H, W] and, for a model with a context encoder, ``context_field`` [B, 2C, H, W]
+(float32); output ``u_next`` [B, C, H, W]. The batch axis is dynamic; H and W are fixed at the
+traced grid (the AFNO mode layout depends on them). The dynamo exporter turns rfft2 / irfft2
+into standard ``DFT`` nodes (opset 20), which ONNX Runtime runs on CPU.
+
+A model with a context encoder also exports ``ContextModule`` beside it (``context_path``):
+input ``context`` [B, K + 1, C, H, W] (the observed states u_0 … u_K, K dynamic in
+1 … context_max), outputs ``context_embedding`` and ``context_field``, computed once per rollout
+and fed to every step. For K = 0 both are zeros, which gives exactly the context-free step.
 
 ``check_parity`` compares one step; ``rollout_parity`` an H-step rollout (ONNX Runtime alone,
 ``onnx_rollout``, against the model's own ``rollout``). The stage ``noa export`` around them is
@@ -21,37 +27,56 @@ from typing import Any
 import numpy as np
 import torch
 
-from noa_core.models.backbone import NOABackbone, StepModule
+from noa_core.models.backbone import ContextModule, NOABackbone, StepModule
 
 INPUT_NAMES: tuple[str, str, str] = ("theta", "context_embedding", "u")
+FIELD_INPUT = "context_field"  # the fourth step input of a model with a context encoder
+CONTEXT_INPUT = "context"
+CONTEXT_OUTPUTS: tuple[str, str] = ("context_embedding", "context_field")
 OUTPUT_NAME = "u_next"
 OPSET = 20
 
 StepBatch = Mapping[str, torch.Tensor] | Sequence[torch.Tensor]
 
 
+def input_names(model: NOABackbone) -> tuple[str, ...]:
+    """The exported step's input names: a context encoder adds ``context_field``."""
+    return INPUT_NAMES + ((FIELD_INPUT,) if model.context_encoder is not None else ())
+
+
+def context_path(onnx_path: str | Path) -> Path:
+    """``model.onnx`` → ``model.context.onnx`` (the exported context encoder, beside it)."""
+    p = Path(onnx_path)
+    return p.with_name(f"{p.stem}.context.onnx")
+
+
 def step_inputs(model: NOABackbone, theta: torch.Tensor, u: torch.Tensor,
                 context: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The exported graph's inputs for θ [B, P], u [B, C, H, W] and a context [B, K, C, H, W]."""
+    """The exported step's inputs for θ [B, P], u [B, C, H, W] and a context u_0 … u_K
+    [B, K + 1, C, H, W] (None: K = 0, zero embedding and field)."""
+    b = theta.shape[0]
     with torch.no_grad():
-        emb = model.context_embedding(context, theta.shape[0])
-    return {"theta": theta.float(), "context_embedding": emb.float(), "u": u.float()}
+        emb, field = model.encode_context(context, b)
+    feeds = {"theta": theta.float(), "context_embedding": emb.float(), "u": u.float()}
+    if model.context_encoder is not None:
+        zeros = u.new_zeros(b, model.context_encoder.field_channels, *u.shape[-2:])
+        feeds[FIELD_INPUT] = (zeros if field is None else field).float()
+    return feeds
 
 
-def _as_args(batch: StepBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(theta, context_embedding, u) as detached float32 CPU tensors."""
+def _as_args(batch: StepBatch, names: Sequence[str] = INPUT_NAMES) -> tuple[torch.Tensor, ...]:
+    """The step inputs ``names`` as detached float32 CPU tensors."""
     if isinstance(batch, Mapping):
-        missing = [n for n in INPUT_NAMES if n not in batch]
+        missing = [n for n in names if n not in batch]
         if missing:
-            raise ValueError(f"step inputs lack {missing}; expected keys {INPUT_NAMES}")
-        tensors = [batch[n] for n in INPUT_NAMES]
+            raise ValueError(f"step inputs lack {missing}; expected keys {tuple(names)}")
+        tensors = [batch[n] for n in names]
     else:
         tensors = list(batch)
-    if len(tensors) != len(INPUT_NAMES):
-        raise ValueError(f"expected {len(INPUT_NAMES)} step inputs {INPUT_NAMES}, "
+    if len(tensors) != len(names):
+        raise ValueError(f"expected {len(names)} step inputs {tuple(names)}, "
                          f"got {len(tensors)}")
-    theta, emb, u = (t.detach().float().cpu() for t in tensors)
-    return theta, emb, u
+    return tuple(t.detach().float().cpu() for t in tensors)
 
 
 def _cpu_step(model: NOABackbone) -> StepModule:
@@ -62,26 +87,47 @@ def _cpu_step(model: NOABackbone) -> StepModule:
 def export_step(model: NOABackbone, path: str | Path, example_batch: StepBatch) -> Path:
     """Export one deterministic step to ``path`` (a single .onnx file); returns the path.
 
-    ``example_batch``: {theta, context_embedding, u} (or that tuple), batch size ≥ 2 so the
-    exporter keeps the batch axis symbolic. An eval-mode CPU copy of the model is exported; the
-    model itself is left as it was.
+    ``example_batch``: ``step_inputs`` (or that tuple, in ``input_names`` order), batch size
+    ≥ 2 so the exporter keeps the batch axis symbolic. An eval-mode CPU copy of the model is
+    exported; the model itself is left as it was.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    args = _as_args(example_batch)
+    names = input_names(model)
+    args = _as_args(example_batch, names)
     if args[0].shape[0] < 2:
         raise ValueError("trace with a batch of at least 2: size 1 would be specialised")
-    module = _cpu_step(model)
     batch = torch.export.Dim("batch", min=1, max=65536)
+    return _export(_cpu_step(model), args, names, [OUTPUT_NAME],
+                   tuple({0: batch} for _ in names), path)
+
+
+def export_context_encoder(model: NOABackbone, path: str | Path, context: torch.Tensor) -> Path:
+    """Export the context encoder (``ContextModule``) to ``path``; ``context`` [B ≥ 2,
+    K + 1, C, H, W] is the trace example (any K: the states axis is declared dynamic)."""
+    k_max = model.cfg.context_max
+    if context.ndim != 5 or context.shape[0] < 2 or not 2 <= context.shape[1] <= k_max + 1:
+        raise ValueError(f"trace context has shape {tuple(context.shape)}: expected [B ≥ 2, "
+                         f"K + 1, C, H, W] with 1 ≤ K ≤ {k_max}")
+    module = ContextModule(copy.deepcopy(model)).cpu().eval()
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    states = torch.export.Dim("states", min=2, max=k_max + 1)
+    return _export(module, (context.detach().float().cpu(),), [CONTEXT_INPUT],
+                   list(CONTEXT_OUTPUTS), ({0: batch, 1: states},), path)
+
+
+def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], inputs: Sequence[str],
+            outputs: Sequence[str], dynamic: tuple[dict[int, Any], ...], path: str | Path
+            ) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
-        # torch-internal noise: a deprecation inside export, and the note that the three
-        # inputs share one batch axis (which is what we declare).
+        # torch-internal noise: a deprecation inside export, and the note that the inputs
+        # share one batch axis (which is what we declare).
         warnings.simplefilter("ignore", FutureWarning)
         warnings.filterwarnings("ignore", message=".*axis name.*will not be used")
         program = torch.onnx.export(
-            module, args, dynamo=True, opset_version=OPSET, input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch}, {0: batch}, {0: batch}),
-            external_data=False, verbose=False,
+            module, args, dynamo=True, opset_version=OPSET, input_names=list(inputs),
+            output_names=list(outputs), dynamic_shapes=dynamic, external_data=False,
+            verbose=False,
         )
         program.save(str(path), external_data=False)
     return path
@@ -97,11 +143,17 @@ def _session(onnx_path: str | Path, threads: int):  # onnxruntime is imported la
     return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
 
+def _graph_inputs(sess: Any) -> tuple[str, ...]:
+    return tuple(i.name for i in sess.get_inputs())
+
+
 def run_onnx(onnx_path: str | Path, inputs: StepBatch, threads: int = 1) -> torch.Tensor:
     """Run the exported step in ONNX Runtime (CPU, ``threads`` intra-op threads) → u_next."""
-    args = _as_args(inputs)
-    feeds = {n: t.numpy() for n, t in zip(INPUT_NAMES, args, strict=True)}
-    (out,) = _session(onnx_path, threads).run([OUTPUT_NAME], feeds)
+    sess = _session(onnx_path, threads)
+    names = _graph_inputs(sess)
+    args = _as_args(inputs, names)
+    feeds = {n: t.numpy() for n, t in zip(names, args, strict=True)}
+    (out,) = sess.run([OUTPUT_NAME], feeds)
     return torch.from_numpy(out)
 
 
@@ -111,7 +163,7 @@ def check_parity(model: NOABackbone, onnx_path: str | Path, inputs: StepBatch,
 
     max over samples b of max|u_ort − u_torch|_b / std(u_torch)_b (the torch step in eval mode).
     """
-    args = _as_args(inputs)
+    args = _as_args(inputs, input_names(model))
     with torch.no_grad():
         ref = _cpu_step(model)(*args)
     got = run_onnx(onnx_path, args, threads)
@@ -126,19 +178,33 @@ def session(onnx_path: str | Path, threads: int = 1):
     return _session(onnx_path, threads)
 
 
-def onnx_rollout(sess, theta: np.ndarray, context_embedding: np.ndarray, u_start: np.ndarray,
-                 steps: int) -> np.ndarray:
+def onnx_rollout(sess: Any, theta: np.ndarray, context_embedding: np.ndarray,
+                 u_start: np.ndarray, steps: int, context_field: np.ndarray | None = None
+                 ) -> np.ndarray:
     """Roll the exported step out in ONNX Runtime alone: [B, steps + 1, C, H, W], X_start
-    first. theta [B, P], context_embedding [B, E], u_start [B, C, H, W] (float32 arrays)."""
-    theta = np.ascontiguousarray(theta, dtype=np.float32)
-    emb = np.ascontiguousarray(context_embedding, dtype=np.float32)
+    first. theta [B, P], context_embedding [B, E], u_start [B, C, H, W], context_field
+    [B, 2C, H, W] for a graph that takes it (float32 arrays)."""
     u = np.ascontiguousarray(u_start, dtype=np.float32)
+    feeds = {"theta": np.ascontiguousarray(theta, dtype=np.float32),
+             "context_embedding": np.ascontiguousarray(context_embedding, dtype=np.float32)}
+    if FIELD_INPUT in _graph_inputs(sess):
+        if context_field is None:
+            raise ValueError(f"this graph takes {FIELD_INPUT}; give zeros for K = 0")
+        feeds[FIELD_INPUT] = np.ascontiguousarray(context_field, dtype=np.float32)
     out = np.empty((u.shape[0], steps + 1, *u.shape[1:]), dtype=np.float32)
     out[:, 0] = u
     for t in range(1, steps + 1):
-        (u,) = sess.run([OUTPUT_NAME], {"theta": theta, "context_embedding": emb, "u": u})
+        (u,) = sess.run([OUTPUT_NAME], {**feeds, "u": u})
         out[:, t] = u
     return out
+
+
+def onnx_context(sess: Any, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exported context encoder: u_0 … u_K [B, K + 1, C, H, W] → (context_embedding
+    [B, E], context_field [B, 2C, H, W])."""
+    emb, field = sess.run(list(CONTEXT_OUTPUTS),
+                          {CONTEXT_INPUT: np.ascontiguousarray(context, dtype=np.float32)})
+    return emb, field
 
 
 def rollout_parity(model: NOABackbone, onnx_path: str | Path, theta: torch.Tensor,
@@ -147,22 +213,28 @@ def rollout_parity(model: NOABackbone, onnx_path: str | Path, theta: torch.Tenso
     """ONNX Runtime against torch over an H-step rollout, per sample relative to its spread.
 
     err_b = max_{t,c,y,x} |u^ORT_bt − u^torch_bt| / std_{t,c,y,x}(u^torch_b) (torch: the
-    model's own deterministic ``rollout`` on an eval-mode CPU copy). Returns the batch size,
-    steps, the per-sample errors, their max and whether every rollout stayed finite.
+    model's own deterministic ``rollout`` on an eval-mode CPU copy, given ``context`` u_0 … u_K
+    [B, K + 1, C, H, W]; ONNX Runtime: the exported encoder beside the step, then the step).
+    Returns the batch size, steps, the per-sample errors, their max and whether every rollout
+    stayed finite.
     """
     ref_model = copy.deepcopy(model).cpu().eval()
     theta, u_start = theta.detach().float().cpu(), u_start.detach().float().cpu()
     with torch.no_grad():
         ref = ref_model.rollout(theta, u_start, steps, context)
-        emb = ref_model.context_embedding(context, theta.shape[0])
-    got = onnx_rollout(session(onnx_path, threads), theta.numpy(), emb.numpy(),
-                       u_start.numpy(), steps)
+        feeds = {k: v.numpy() for k, v in step_inputs(ref_model, theta, u_start).items()}
+    if context is not None and context.shape[1] >= 2:
+        feeds["context_embedding"], feeds[FIELD_INPUT] = onnx_context(
+            session(context_path(onnx_path), threads), context.detach().float().cpu().numpy())
+    got = onnx_rollout(session(onnx_path, threads), feeds["theta"], feeds["context_embedding"],
+                       u_start.numpy(), steps, feeds.get(FIELD_INPUT))
     ref_np = ref.numpy().astype(np.float64)
     err = np.abs(got.astype(np.float64) - ref_np).reshape(len(ref_np), -1).max(1)
     scale = np.maximum(ref_np.reshape(len(ref_np), -1).std(1), 1e-12)
     rel = err / scale
     finite = bool(np.isfinite(got).all() and np.isfinite(ref_np).all())
     return {"batch": int(theta.shape[0]), "steps": int(steps),
+            "context": 0 if context is None else max(0, int(context.shape[1]) - 1),
             "max_rel_error": float(rel.max()) if finite else None,
             "per_sample_rel_error": [float(x) for x in rel],
             "max_abs_error": float(err.max()) if finite else None, "finite": finite}

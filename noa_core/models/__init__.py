@@ -1,7 +1,8 @@
 """The NOA model: ONNX-exportable AFNO, U-AFNO, θ / context conditioning, rollout and heads."""
 
-from noa_core.models.backbone import NOABackbone, StepModule
+from noa_core.models.backbone import Conditioning, ContextModule, NOABackbone, StepModule
 from noa_core.models.conditioning import perturb_zero_layers
 from noa_core.models.registry import MODELS, build_model
 
-__all__ = ["MODELS", "NOABackbone", "StepModule", "build_model", "perturb_zero_layers"]
+__all__ = ["MODELS", "Conditioning", "ContextModule", "NOABackbone", "StepModule", "build_model",
+           "perturb_zero_layers"]

@@ -150,7 +150,8 @@ class SpectralFilter(nn.Module):
 
     def _filter(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        spec = torch.fft.rfft2(x.float(), norm="forward")
+        # At least fp32 (bf16 fields come here only outside autocast); fp64 stays fp64.
+        spec = torch.fft.rfft2(x.to(torch.promote_types(x.dtype, torch.float32)), norm="forward")
         re, im = select_modes(spec.real, self.modes), select_modes(spec.imag, self.modes)
         r, kx = re.shape[-2:]
         re, im = self._from_blocks(self.mix(self._by_block(re, im), cond), r, kx)

@@ -1,24 +1,44 @@
 """NOABackbone: the θ- and context-conditioned U-AFNO stepper, its rollout and feature heads.
 
-One update is u_{t+1} = u_t + σ_f·Δ((u_t − μ_f)/σ_f, cond), with the dataset-level field
+One update is u_{t+1} = u_t + σ_f·Δ((u_t − μ_f)/σ_f, cond, F), with the dataset-level field
 statistics μ_f, σ_f [C] (``set_field_stats``; default 0 and 1) stored as buffers so they travel
 with checkpoints and the ONNX graph. ``cond`` [B, E] = θ embedding + context embedding.
+
+Context: the observed states u_0 … u_K [B, K + 1, C, H, W] of the same realization (K
+transitions; the rollout starts at u_K). The encoder gives the context embedding and the context
+field F [B, 2C, H, W] (mean and last increment); with context, Δ also gains
+g(cond)·s·F_mean, the mean increment scaled by a gate g [B, C] that starts at zero: the model can
+extrapolate the observed motion and learns when to. K = 0 (None, or a single state) runs none of
+this: the outputs are those of the same weights with the context branch removed, bit for bit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from noa_core.config import ModelConfig
-from noa_core.models.conditioning import ContextEncoder, ThetaEmbedding
+from noa_core.models.conditioning import (
+    ContextEncoder,
+    ThetaEmbedding,
+    ZeroLinear,
+    context_transitions,
+)
 from noa_core.models.heads import FeatureHeads, pool_features
 from noa_core.models.stochastic import draw_latent_noise
 from noa_core.models.u_afno import UAFNO
+
+
+class Conditioning(NamedTuple):
+    """What every step reads: ``vector`` [B, E] (θ + context embedding) and the context field
+    [B, 2C, H, W] (None without context)."""
+
+    vector: torch.Tensor
+    field: torch.Tensor | None = None
 
 
 class NOABackbone(nn.Module):
@@ -43,24 +63,34 @@ class NOABackbone(nn.Module):
                            cfg.context_max)
             if cfg.context_max > 0 else None
         )
-        self.net = UAFNO(cfg, channels, dim)
+        field_channels = 0 if self.context_encoder is None else self.context_encoder.field_channels
+        self.net = UAFNO(cfg, channels, dim, field_channels)
+        self.drift_gate = ZeroLinear(dim, channels) if self.context_encoder is not None else None
         ch = cfg.level_channels
         self.feature_heads = FeatureHeads(cfg.heads, ch[-1], ch[:-1], dim)
         self.register_buffer("field_mean", torch.zeros(channels))
         self.register_buffer("field_std", torch.ones(channels))
+        # Std of one-step increments of the normalised field, per channel (dataset-level).
+        self.register_buffer("increment_std", torch.ones(channels))
 
     # -- normalisation ----------------------------------------------------------------------
 
     @torch.no_grad()
-    def set_field_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Set the dataset-level per-channel field mean and std [C] (never batch statistics)."""
-        mean, std = torch.as_tensor(mean).float(), torch.as_tensor(std).float()
-        if mean.shape != (self.channels,) or std.shape != (self.channels,) or \
-                not bool((std > 0).all()):
+    def set_field_stats(self, mean: torch.Tensor, std: torch.Tensor,
+                        increment_std: torch.Tensor | None = None) -> None:
+        """Set the dataset-level per-channel field mean and std [C] (never batch statistics)
+        and, optionally, the std [C] of one-step increments in normalised units."""
+        given = [torch.as_tensor(mean).float(), torch.as_tensor(std).float()]
+        if increment_std is not None:
+            given.append(torch.as_tensor(increment_std).float())
+        if any(t.shape != (self.channels,) for t in given) or \
+                not all(bool((t > 0).all()) for t in given[1:]):
             raise ValueError(f"field stats need shape [{self.channels}] and std > 0, got "
-                             f"{tuple(mean.shape)}, {tuple(std.shape)}")
-        self.field_mean.copy_(mean)
-        self.field_std.copy_(std)
+                             f"{[tuple(t.shape) for t in given]}")
+        self.field_mean.copy_(given[0])
+        self.field_std.copy_(given[1])
+        if increment_std is not None:
+            self.increment_std.copy_(given[2])
 
     def normalize(self, u: torch.Tensor) -> torch.Tensor:
         """(u − μ_f) / σ_f per channel over the last three axes [..., C, H, W]."""
@@ -73,28 +103,49 @@ class NOABackbone(nn.Module):
 
     # -- conditioning -------------------------------------------------------------------------
 
-    def context_embedding(self, context: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """Context [B, K, C, H, W] → [B, E]; exactly zero when context is None or K = 0."""
-        dim = self.cfg.theta_embed_dim
-        if context is None or context.shape[1] == 0:
-            return self.field_mean.new_zeros(batch, dim)
+    def encode_context(self, context: torch.Tensor | None, batch: int
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Context u_0 … u_K [B, K + 1, C, H, W] → (embedding [B, E], field [B, 2C, H, W]).
+
+        For K = 0 (None or one state): a zero embedding and no field.
+        """
+        if context is None or context_transitions(context) == 0:
+            return self.field_mean.new_zeros(batch, self.cfg.theta_embed_dim), None
         if context.ndim != 5 or context.shape[0] != batch or context.shape[2] != self.channels:
             raise ValueError(f"context has shape {tuple(context.shape)}, expected "
-                             f"[{batch}, K, {self.channels}, H, W]")
+                             f"[{batch}, K + 1, {self.channels}, H, W]")
         if self.context_encoder is None:
             raise ValueError("this model takes no context (model.context_max = 0)")
-        return self.context_encoder(self.normalize(context))
+        return self.context_encoder(self.normalize(context), self.increment_std)
 
-    def embed(self, theta: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """The conditioning vector [B, E] from θ [B, P] and an optional context [B, K, C, H, W].
+    def context_embedding(self, context: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """The context embedding [B, E] alone; exactly zero for K = 0."""
+        return self.encode_context(context, batch)[0]
 
-        Without context (None or K = 0) it is the θ embedding itself, so the outputs equal
-        those of the same weights with the context branch removed, bit for bit.
+    def condition(self, theta: torch.Tensor, context: torch.Tensor | None = None
+                  ) -> Conditioning:
+        """θ [B, P] and an optional context [B, K + 1, C, H, W] → ``Conditioning``.
+
+        Without context the vector is the θ embedding itself (nothing added), so the outputs
+        equal those of the same weights with the context branch removed, bit for bit.
         """
         emb = self.theta_embedding(theta)
-        if context is None or context.shape[1] == 0:
-            return emb
-        return emb + self.context_embedding(context, theta.shape[0])
+        if context_transitions(context) == 0:
+            return Conditioning(emb)
+        ctx_emb, field = self.encode_context(context, theta.shape[0])
+        return Conditioning(emb + ctx_emb, field)
+
+    def embed(self, theta: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """The conditioning vector [B, E] (θ embedding + context embedding)."""
+        return self.condition(theta, context).vector
+
+    def _as_conditioning(self, theta: torch.Tensor | None, context: torch.Tensor | None,
+                         cond: Conditioning | torch.Tensor | None) -> Conditioning:
+        if cond is None:
+            if theta is None:
+                raise ValueError("needs θ or a precomputed cond")
+            return self.condition(theta, context)
+        return cond if isinstance(cond, Conditioning) else Conditioning(cond)
 
     # -- one step and rollouts ----------------------------------------------------------------
 
@@ -103,33 +154,42 @@ class NOABackbone(nn.Module):
         return self.net.latent_shape(u)
 
     def step(self, u: torch.Tensor, theta: torch.Tensor | None = None,
-             context: torch.Tensor | None = None, cond: torch.Tensor | None = None, *,
+             context: torch.Tensor | None = None,
+             cond: Conditioning | torch.Tensor | None = None, *,
              latent_noise: torch.Tensor | None = None) -> torch.Tensor:
-        """u_{t+1} [B, C, H, W] = u + Δ; give ``cond`` from ``embed`` or θ (and context).
+        """u_{t+1} [B, C, H, W] = u + Δ; give ``cond`` from ``condition`` (or a vector from
+        ``embed``) or θ (and context).
 
         ``latent_noise`` [B, c_L, H/2^L, W/2^L] is added to the bottleneck (stochastic block).
         """
         self._check_field(u)
-        if cond is None:
-            if theta is None:
-                raise ValueError("step needs θ or a precomputed cond")
-            cond = self.embed(theta, context)
-        delta = self.net(self.normalize(u), cond, latent_noise)
+        c = self._as_conditioning(theta, context, cond)
+        return self._step_cond(u, c.vector, c.field, latent_noise)
+
+    def _update(self, u: torch.Tensor, delta: torch.Tensor, cond: torch.Tensor,
+                field: torch.Tensor | None) -> torch.Tensor:
+        """u + σ_f·(Δ + g(cond)·s·F_mean): the gated extrapolation only with a context field."""
+        if field is not None:
+            gate = self.drift_gate(cond)[:, :, None, None]
+            delta = delta + gate * field[:, :self.channels] * self.increment_std[:, None, None]
         return u + delta * self.field_std[:, None, None]
 
-    def _step_cond(self, u: torch.Tensor, cond: torch.Tensor,
+    def _step_cond(self, u: torch.Tensor, cond: torch.Tensor, field: torch.Tensor | None,
                    latent_noise: torch.Tensor | None) -> torch.Tensor:
-        return self.step(u, cond=cond, latent_noise=latent_noise)
+        delta = self.net(self.normalize(u), cond, latent_noise, field)
+        return self._update(u, delta, cond, field)
 
-    def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor,
+    def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor, field: torch.Tensor | None,
                      latent_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(u_{t+1} [B, C, H, W], the heads' pooled features of u_t [B, P]) from one pass."""
-        delta, z, skips = self.net.forward_with_features(self.normalize(u), cond, latent_noise)
-        return u + delta * self.field_std[:, None, None], pool_features(z, skips)
+        delta, z, skips = self.net.forward_with_features(self.normalize(u), cond, latent_noise,
+                                                         field)
+        return self._update(u, delta, cond, field), pool_features(z, skips)
 
-    def _pool_state(self, u: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def _pool_state(self, u: torch.Tensor, cond: torch.Tensor,
+                    field: torch.Tensor | None) -> torch.Tensor:
         """The heads' pooled features [B, P] of a state u [B, C, H, W] (encoder pass only)."""
-        return pool_features(*self.net.encode(self.normalize(u), cond))
+        return pool_features(*self.net.encode(self.normalize(u), cond, context_field=field))
 
     @staticmethod
     def _run(fn: Callable[..., Any], no_grad: bool, checkpoint: bool, *args: Any) -> Any:
@@ -145,8 +205,11 @@ class NOABackbone(nn.Module):
                 context: torch.Tensor | None = None, *, grad_window: int | None = None,
                 checkpoint: bool = False, noise: bool = False,
                 generator: torch.Generator | None = None,
-                cond: torch.Tensor | None = None) -> torch.Tensor:
+                cond: Conditioning | torch.Tensor | None = None) -> torch.Tensor:
         """Autoregressive rollout → [B, steps + 1, C, H, W], X_start first.
+
+        ``context``: the observed states u_0 … u_K [B, K + 1, C, H, W] (u_start is normally
+        u_K); None or a single state: no context.
 
         Args:
             grad_window: W: the first steps − W updates run under ``no_grad`` (warm-up; their
@@ -157,15 +220,16 @@ class NOABackbone(nn.Module):
             noise: add the stochastic block's latent noise; only when the config enables it.
                 Noise is drawn here, before each (possibly checkpointed) step, from
                 ``generator`` (or the global RNG).
-            cond: a precomputed ``embed(theta, context)`` to reuse.
+            cond: a precomputed ``condition(theta, context)`` to reuse.
         """
         return self._rollout(theta, u_start, steps, context, grad_window, checkpoint, noise,
                              generator, cond, pooled=False)[0]
 
     def _rollout(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
                  context: torch.Tensor | None, grad_window: int | None, checkpoint: bool,
-                 noise: bool, generator: torch.Generator | None, cond: torch.Tensor | None,
-                 pooled: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 noise: bool, generator: torch.Generator | None,
+                 cond: Conditioning | torch.Tensor | None, pooled: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``rollout`` [B, steps + 1, C, H, W] and, when ``pooled``, the heads' pooled features
         of every state [B, steps + 1, P], taken from the steps' own encoder passes (the last
         state's from one more encoder pass) under the same gradient rule as the step."""
@@ -174,8 +238,7 @@ class NOABackbone(nn.Module):
         if grad_window is not None and grad_window < 0:
             raise ValueError(f"grad_window must be non-negative, got {grad_window}")
         self._check_field(u_start)
-        if cond is None:
-            cond = self.embed(theta, context)
+        vec, field = self._as_conditioning(theta, context, cond)
         warm = 0 if grad_window is None else max(0, steps - grad_window)
         noisy = noise and self.cfg.stochastic.enabled
         states, pools, u = [u_start], [], u_start
@@ -183,14 +246,15 @@ class NOABackbone(nn.Module):
             eps = (draw_latent_noise(self.cfg.stochastic, t, self.noise_shape(u), u, generator)
                    if noisy else None)
             if pooled:
-                u, feats = self._run(self._step_pooled, t < warm, checkpoint, u, cond, eps)
+                u, feats = self._run(self._step_pooled, t < warm, checkpoint, u, vec, field,
+                                     eps)
                 pools.append(feats)
             else:
-                u = self._run(self._step_cond, t < warm, checkpoint, u, cond, eps)
+                u = self._run(self._step_cond, t < warm, checkpoint, u, vec, field, eps)
             states.append(u)
         if not pooled:
             return torch.stack(states, dim=1), None
-        pools.append(self._run(self._pool_state, steps - 1 < warm, checkpoint, u, cond))
+        pools.append(self._run(self._pool_state, steps - 1 < warm, checkpoint, u, vec, field))
         return torch.stack(states, dim=1), torch.stack(pools, dim=1)
 
     def forward(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
@@ -207,14 +271,15 @@ class NOABackbone(nn.Module):
         """
         if steps < 1:
             raise ValueError(f"the heads need a rollout of at least 1 step, got {steps}")
-        cond = self.embed(theta, context)
+        cond = self.condition(theta, context)
         rollout, pooled = self._rollout(theta, u_start, steps, context, grad_window, checkpoint,
                                         noise, generator, cond, pooled=True)
-        return rollout, self.feature_heads.forward_pooled(pooled[:, 0], pooled[:, 1:], cond)
+        return rollout, self.feature_heads.forward_pooled(pooled[:, 0], pooled[:, 1:],
+                                                          cond.vector)
 
     # -- features and heads -------------------------------------------------------------------
 
-    def get_intermediate_features(self, x: torch.Tensor, cond: torch.Tensor,
+    def get_intermediate_features(self, x: torch.Tensor, cond: Conditioning | torch.Tensor,
                                   extract_from: str = "all",
                                   skip_levels: Sequence[int] | None = None
                                   ) -> dict[str, torch.Tensor]:
@@ -224,12 +289,13 @@ class NOABackbone(nn.Module):
         asked (default all; the paper preset has levels 0, 1, 2 at H, H/2, H/4).
         """
         self._check_field(x)
-        return self.net.get_intermediate_features(self.normalize(x), cond, extract_from,
-                                                  skip_levels)
+        c = self._as_conditioning(None, None, cond)
+        return self.net.get_intermediate_features(self.normalize(x), c.vector, extract_from,
+                                                  skip_levels, c.field)
 
     def heads(self, u_start: torch.Tensor, theta: torch.Tensor,
               context: torch.Tensor | None = None, rollout: torch.Tensor | None = None, *,
-              cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+              cond: Conditioning | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Feature heads → {"initial": [B, 42], "summary": [B, 128], "temporal": [B, 128]}.
 
         INITIAL reads the start state's bottleneck; SUMMARY the bottleneck and TEMPORAL the
@@ -238,8 +304,7 @@ class NOABackbone(nn.Module):
         steps. One batched encoder pass over T + 1 states (subsample time to save compute).
         """
         self._check_field(u_start)
-        if cond is None:
-            cond = self.embed(theta, context)
+        cond = self._as_conditioning(theta, context, cond)
         if rollout is None:
             if self.horizon is None:
                 raise ValueError("heads needs a rollout, or a model built with a horizon")
@@ -249,12 +314,13 @@ class NOABackbone(nn.Module):
                              "[B, T + 1, C, H, W] with T ≥ 1")
         steps = rollout.shape[1] - 1
         fields = torch.cat([u_start[:, None], rollout[:, 1:]], dim=1)  # [B, T + 1, C, H, W]
-        feats = self.get_intermediate_features(fields.flatten(0, 1),
-                                               cond.repeat_interleave(steps + 1, dim=0))
+        per_state = Conditioning(*(None if t is None else t.repeat_interleave(steps + 1, dim=0)
+                                   for t in cond))
+        feats = self.get_intermediate_features(fields.flatten(0, 1), per_state)
         start = {k: v.unflatten(0, (-1, steps + 1))[:, 0] for k, v in feats.items()}
         states = {k: v.unflatten(0, (-1, steps + 1))[:, 1:].flatten(0, 1)
                   for k, v in feats.items()}
-        return self.feature_heads(start, states, cond, steps)
+        return self.feature_heads(start, states, cond.vector, steps)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Number of parameters (optionally only those with ``requires_grad``)."""
@@ -262,12 +328,15 @@ class NOABackbone(nn.Module):
 
 
 class StepModule(nn.Module):
-    """The ONNX-exported unit: (theta, context_embedding, u) → u_next.
+    """The ONNX-exported step: (theta, context_embedding, u[, context_field]) → u_next.
 
     Inputs:
         theta [B, P] float32: the stored unit θ row (constants at 0.5; masked inside).
-        context_embedding [B, E] float32: ``backbone.context_embedding(context, B)``; all zeros
-            for K = 0 (no context), which gives exactly the context-free step.
+        context_embedding [B, E] float32: from ``ContextModule`` (the exported encoder); all
+            zeros for K = 0 (no context).
+        context_field [B, 2C, H, W] float32, only for a model with a context encoder: from
+            ``ContextModule``; all zeros for K = 0. Zeros give exactly the context-free step
+            (bias-free conv, zero gate product).
         u [B, C, H, W] float32: the current state, in field units.
     Output:
         u_next [B, C, H, W]: one deterministic update (no latent noise).
@@ -277,7 +346,22 @@ class StepModule(nn.Module):
         super().__init__()
         self.backbone = backbone
 
-    def forward(self, theta: torch.Tensor, context_embedding: torch.Tensor,
-                u: torch.Tensor) -> torch.Tensor:
-        cond = self.backbone.theta_embedding(theta) + context_embedding
-        return self.backbone.step(u, cond=cond)
+    def forward(self, theta: torch.Tensor, context_embedding: torch.Tensor, u: torch.Tensor,
+                context_field: torch.Tensor | None = None) -> torch.Tensor:
+        vec = self.backbone.theta_embedding(theta) + context_embedding
+        return self.backbone.step(u, cond=Conditioning(vec, context_field))
+
+
+class ContextModule(nn.Module):
+    """The ONNX-exported context encoder: context [B, K + 1, C, H, W] (u_0 … u_K in field
+    units, 1 ≤ K ≤ ``context_max``) → (context_embedding [B, E], context_field [B, 2C, H, W])."""
+
+    def __init__(self, backbone: NOABackbone) -> None:
+        super().__init__()
+        if backbone.context_encoder is None:
+            raise ValueError("this model has no context encoder (model.context_max = 0)")
+        self.backbone = backbone
+
+    def forward(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.backbone
+        return b.context_encoder(b.normalize(context), b.increment_std)

@@ -98,13 +98,25 @@ class ThetaEmbedding(nn.Module):
         return self.mlp(x)
 
 
-class ContextEncoder(nn.Module):
-    """K observed states [B, K, C, H, W] → context embedding [B, E] (zeros when K = 0).
+def context_transitions(context: torch.Tensor | None) -> int:
+    """K, the observed transitions of a context u_0 … u_K [B, K + 1, C, H, W]; 0 for None or
+    for fewer than two states (a lone state shows no transition: no context)."""
+    return 0 if context is None or context.shape[1] < 2 else int(context.shape[1]) - 1
 
-    Each state is seen with its increment from the previous state (zero for the first), since
-    the operator shows itself in the transitions; a shared strided CNN with global pooling gives
-    one vector per state, averaged over K (any K from 1 to ``context_max``), then an MLP whose
-    output layer starts at zero. Inputs are already normalised fields.
+
+class ContextEncoder(nn.Module):
+    """Observed states u_0 … u_K [B, K + 1, C, H, W] (normalised) → the operator's context.
+
+    θ does not fix an operator (its conv weights are a separate draw); its transitions do. The
+    encoder returns two things:
+
+    - ``embedding`` [B, E]: a shared strided CNN reads each state with its increment
+      (u_i, (u_{i+1} − u_i)/s), pools over space, averages over the K transitions (any K from 1
+      to ``context_max``) and an MLP ending in a ``ZeroLinear`` maps it to the conditioning
+      width; it joins the θ embedding at every conditioning site.
+    - ``field`` [B, 2C, H, W]: the mean increment and the last increment, each divided by the
+      dataset-level increment scale s [C], fed to the U-AFNO stem at every step: where and how
+      fast this operator moves the field, which a pooled vector cannot carry.
     """
 
     def __init__(self, channels: int, width: int, embed_dim: int, cond_dim: int,
@@ -112,6 +124,7 @@ class ContextEncoder(nn.Module):
         super().__init__()
         self.context_max = context_max
         self.cond_dim = cond_dim
+        self.field_channels = 2 * channels
         self.cnn = nn.Sequential(
             nn.Conv2d(2 * channels, width, 3, stride=2, padding=1), nn.GELU(),
             nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.GELU(),
@@ -120,14 +133,16 @@ class ContextEncoder(nn.Module):
             nn.Linear(2 * width, embed_dim), nn.GELU(), ZeroLinear(embed_dim, cond_dim),
         )
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        b, k = context.shape[:2]
-        if k == 0:
-            return context.new_zeros(b, self.cond_dim)
-        if k > self.context_max:
-            raise ValueError(f"context holds {k} states; this model accepts at most "
-                             f"{self.context_max}")
-        prev = torch.cat([context[:, :1], context[:, :-1]], dim=1)
-        pairs = torch.cat([context, context - prev], dim=2).flatten(0, 1)  # [B·K, 2C, H, W]
-        per_state = self.cnn(pairs).mean(dim=(2, 3)).unflatten(0, (b, k))  # [B, K, 2w]
-        return self.mlp(per_state.mean(dim=1))
+    def forward(self, states: torch.Tensor, increment_scale: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """states [B, K + 1, C, H, W], increment_scale s [C] → (embedding [B, E],
+        field [B, 2C, H, W]); needs 1 ≤ K ≤ ``context_max``."""
+        b, k = states.shape[0], states.shape[1] - 1
+        if not 1 <= k <= self.context_max:
+            raise ValueError(f"context holds {k} transitions ({k + 1} states); this model "
+                             f"accepts 1 … {self.context_max}")
+        inc = (states[:, 1:] - states[:, :-1]) / increment_scale[:, None, None]  # [B, K, C, H, W]
+        pairs = torch.cat([states[:, :-1], inc], dim=2).flatten(0, 1)  # [B·K, 2C, H, W]
+        per_step = self.cnn(pairs).mean(dim=(2, 3)).unflatten(0, (b, k))  # [B, K, 2w]
+        field = torch.cat([inc.mean(dim=1), inc[:, -1]], dim=1)
+        return self.mlp(per_step.mean(dim=1)), field

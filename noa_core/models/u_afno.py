@@ -11,6 +11,8 @@ Shapes for a field [B, C_in, H, W] with ``level_channels`` c_0..c_L (c_i = min(b
 
 So skip_0 is at full resolution (the spec's "H/2" was wrong in the original's docstrings too).
 H and W must be divisible by 2^L. Every block reads the conditioning vector ``cond`` [B, E].
+A model with a context encoder adds the context field [B, F, H, W] to the stem's output through
+its own bias-free 3×3 conv; without a context field that conv is not run at all.
 """
 
 from __future__ import annotations
@@ -58,12 +60,16 @@ def _blocks(c_in: int, c_out: int, n: int, cond_dim: int, dropout: float) -> nn.
 class UAFNO(nn.Module):
     """The U-AFNO network: normalised field [B, C, H, W] and cond [B, E] → Δ [B, C, H, W]."""
 
-    def __init__(self, cfg: ModelConfig, channels: int, cond_dim: int) -> None:
+    def __init__(self, cfg: ModelConfig, channels: int, cond_dim: int,
+                 context_channels: int = 0) -> None:
         super().__init__()
         ch = cfg.level_channels
         self.levels = cfg.levels
         self.channels = ch
         self.stem = nn.Conv2d(channels, ch[0], 3, padding=1)
+        # Bias-free: an all-zero context field adds exactly zero (the exported step's K = 0).
+        self.context_stem = (nn.Conv2d(context_channels, ch[0], 3, padding=1, bias=False)
+                             if context_channels else None)
         self.enc = nn.ModuleList(
             _blocks(ch[i], ch[i], cfg.blocks_per_level, cond_dim, cfg.dropout)
             for i in range(cfg.levels)
@@ -99,10 +105,16 @@ class UAFNO(nn.Module):
                              f"W divisible by 2^levels = {f}")
 
     def encode(self, x: torch.Tensor, cond: torch.Tensor,
-               latent_noise: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+               latent_noise: torch.Tensor | None = None,
+               context_field: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Encoder and AFNO stack: (bottleneck [B, c_L, H/2^L, W/2^L], [skip_0, …, skip_{L−1}])."""
         self.check_grid(x)
         x = self.stem(x)
+        if context_field is not None:
+            if self.context_stem is None:
+                raise ValueError("this U-AFNO takes no context field (model.context_max = 0)")
+            x = x + self.context_stem(context_field)
         skips = []
         for blocks, down in zip(self.enc, self.down, strict=True):
             for block in blocks:
@@ -125,17 +137,19 @@ class UAFNO(nn.Module):
         return self.out(F.gelu(self.out_norm(z)))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor,
-                latent_noise: torch.Tensor | None = None) -> torch.Tensor:
-        z, skips = self.encode(x, cond, latent_noise)
+                latent_noise: torch.Tensor | None = None,
+                context_field: torch.Tensor | None = None) -> torch.Tensor:
+        z, skips = self.encode(x, cond, latent_noise, context_field)
         return self.decode(z, skips, cond)
 
     def forward_with_features(self, x: torch.Tensor, cond: torch.Tensor,
-                              latent_noise: torch.Tensor | None = None
+                              latent_noise: torch.Tensor | None = None,
+                              context_field: torch.Tensor | None = None
                               ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Δ [B, C_out, H, W] with the features the step computed on the way: the bottleneck
         before any latent noise [B, c_L, H/2^L, W/2^L] (as ``get_intermediate_features``) and
         the skips [B, c_i, H/2^i, W/2^i]."""
-        z, skips = self.encode(x, cond)
+        z, skips = self.encode(x, cond, context_field=context_field)
         noisy = z if latent_noise is None else z + latent_noise
         return self.decode(noisy, skips, cond), z, skips
 
@@ -146,7 +160,8 @@ class UAFNO(nn.Module):
 
     def get_intermediate_features(self, x: torch.Tensor, cond: torch.Tensor,
                                   extract_from: str = "all",
-                                  skip_levels: Sequence[int] | None = None
+                                  skip_levels: Sequence[int] | None = None,
+                                  context_field: torch.Tensor | None = None
                                   ) -> dict[str, torch.Tensor]:
         """Encoder + AFNO features (no decoder) of a normalised field x [B, C, H, W].
 
@@ -161,7 +176,7 @@ class UAFNO(nn.Module):
         if bad:
             raise ValueError(f"skip levels {bad} do not exist; this U-AFNO has levels "
                              f"0..{self.levels - 1}")
-        z, skips = self.encode(x, cond)
+        z, skips = self.encode(x, cond, context_field=context_field)
         out: dict[str, torch.Tensor] = {}
         if extract_from in ("bottleneck", "all"):
             out["bottleneck"] = z

@@ -49,6 +49,10 @@ VAL_POLICY_PREFIX = "val_by_policy."
 # Set by ``register_model`` on the version.
 TAG_ONNX_SHA256 = "noa.onnx_sha256"
 TAG_PYTORCH_MODEL_URI = "noa.pytorch_model_uri"
+# A model with a context encoder: the encoder graph's run-artifact path and sha256.
+TAG_CONTEXT_ENCODER = "noa.context_encoder_artifact"
+TAG_CONTEXT_ENCODER_SHA256 = "noa.context_encoder_sha256"
+CONTEXT_ENCODER_ARTIFACT_DIR = "onnx_context_encoder"
 
 # Set by ``promote`` / ``reject`` on the version, and ``TAG_DECISION`` on its run too.
 TAG_DECISION = "noa.decision"

@@ -78,8 +78,13 @@ def register_checkpoint(checkpoint_dir: str | Path, onnx_path: str | Path, model
     check_onnx_matches(model, onnx_path, example, checkpoint_dir)
     values = resolve_lineage(meta, uri, run, pipeline_run_id=pipeline_run_id,
                              image_digest=image_digest, criteria=criteria, lineage=lineage)
+    encoder = None
+    if model.context_encoder is not None:
+        from noa_core.export.onnx_export import context_path
+
+        encoder = context_path(onnx_path)
     version = register_model(uri, model_name, run, onnx_path, StepModule(model).eval(), example,
-                             values)
+                             values, context_encoder=encoder)
     return {"model_name": model_name, "version": version, "run_id": run,
             "alias": ALIAS_CHALLENGER, "model_uri": f"models:/{model_name}/{version}",
             "lineage": values}
@@ -108,7 +113,8 @@ def resolve_run_id(checkpoint_dir: Path, meta: dict[str, Any], run_id: str | Non
 def input_example(model: Any, grid: int) -> dict[str, np.ndarray]:
     """The exported step's inputs at the traced batch (2): θ [2, P] uniform in [0, 1], zero
     context embedding [2, E], seeded smooth fields u [2, C, grid, grid] at the model's field
-    statistics (field units), float32, in the graph's input order."""
+    statistics (field units) and, for a model with a context encoder, a zero context field
+    [2, 2C, grid, grid]; float32, in the graph's input order."""
     from noa_core.export.onnx_export import step_inputs
     from noa_core.export.stage import TRACE_BATCH, synthetic_inputs
 

@@ -30,6 +30,7 @@ from noa_core.tracking.client import client_for, error_code, fluent_uri, trackin
 from noa_core.tracking.constants import (
     ALIAS_CHALLENGER,
     ALIAS_CHAMPION,
+    CONTEXT_ENCODER_ARTIFACT_DIR,
     DECISION_PROMOTED,
     DECISION_REJECTED,
     DEFAULT_PROMOTION_REASON,
@@ -38,6 +39,8 @@ from noa_core.tracking.constants import (
     NO_VERSION,
     ONNX_MODEL_NAME,
     PYTORCH_MODEL_NAME,
+    TAG_CONTEXT_ENCODER,
+    TAG_CONTEXT_ENCODER_SHA256,
     TAG_DECISION,
     TAG_DECISION_PIPELINE_RUN,
     TAG_DECISION_REASON,
@@ -79,8 +82,11 @@ def set_alias(client: Any, model_name: str, alias: str, version: str) -> None:
 
 def register_model(tracking_uri: str | None, model_name: str, run_id: str, onnx_path: Path,
                    torch_model: nn.Module | None, input_example: Mapping[str, np.ndarray],
-                   lineage: Mapping[str, str]) -> str:
+                   lineage: Mapping[str, str], context_encoder: Path | None = None) -> str:
     """Log the model into run ``run_id``, register the ONNX flavour, alias it ``challenger``.
+
+    ``context_encoder``: the exported context encoder graph, logged into the run beside the
+    model (``onnx_context_encoder/``) and named, with its sha256, in the version's tags.
 
     ``input_example`` maps the ONNX model's input names, in the order of ``torch_model``'s
     positional arguments, to example arrays (a batch of at least 2 keeps the batch dimension
@@ -97,8 +103,11 @@ def register_model(tracking_uri: str | None, model_name: str, run_id: str, onnx_
     inputs = {k: np.ascontiguousarray(v) for k, v in input_example.items()}
     onnx_outputs = _onnx_predict(onnx_path, inputs)
     with tracking_errors(uri, f"register {model_name} from run {run_id}"):
+        extra = {}
+        if context_encoder is not None:
+            extra = _log_context_encoder(uri, run_id, Path(context_encoder))
         version_id = _log_and_register(uri, model_name, run_id, onnx_path, torch_model, inputs,
-                                       onnx_outputs, tags)
+                                       onnx_outputs, {**tags, **extra})
         client = client_for(uri)
         set_alias(client, model_name, ALIAS_CHALLENGER, version_id)
         for key, value in {**tags, TAG_MODEL_VERSION: f"{model_name}/{version_id}"}.items():
@@ -135,6 +144,15 @@ def _onnx_predict(onnx_path: Path, inputs: Mapping[str, np.ndarray]) -> dict[str
     except Exception as exc:  # ONNX Runtime raises its own types for a bad graph or feed
         raise TrackingError(f"{onnx_path}: ONNX Runtime cannot run the input example "
                             f"({str(exc).splitlines()[0]})") from None
+
+
+def _log_context_encoder(uri: str, run_id: str, path: Path) -> dict[str, str]:
+    """Log the encoder graph into the run; the version tags that point at it."""
+    if not path.is_file():
+        raise TrackingError(f"{path}: no such context encoder to register beside the model")
+    client_for(uri).log_artifact(run_id, str(path), CONTEXT_ENCODER_ARTIFACT_DIR)
+    return {TAG_CONTEXT_ENCODER: f"{CONTEXT_ENCODER_ARTIFACT_DIR}/{path.name}",
+            TAG_CONTEXT_ENCODER_SHA256: sha256_file(path)}
 
 
 def _log_and_register(uri: str, model_name: str, run_id: str, onnx_path: Path,

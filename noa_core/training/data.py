@@ -1,7 +1,9 @@
 """Training data: windows of a replay file, read safely from DataLoader workers.
 
 One item is one operator: θ [P] (float32 unit vector), the ground-truth window
-[M, H+1, C, H, W] of its stored trajectories (states ``context … context + H``) and its row.
+[M, H+1, C, H, W] of its stored trajectories (states ``K … K + H``) and its row. The context of
+an operator is realization 0's states u_0 … u_K [K + 1, C, H, W]; the window starts at u_K.
+A dataset that serves several K (``max_context``) keeps states 0 … max_context + H.
 Targets come from the replay file, computed once by ``noa replay``; nothing is regenerated here.
 Each DataLoader worker opens its own HDF5 handle (h5py handles must not cross a fork).
 """
@@ -25,20 +27,22 @@ PRELOAD_BYTES = 2 << 30
 
 
 class ReplayWindows(Dataset):
-    """Operators of one split of a replay file, as windows of H + 1 states from ``context``."""
+    """Operators of one split of a replay file, as windows of H + 1 states from state K
+    (``context`` by default; any K ≤ ``max_context``)."""
 
     def __init__(self, path: str | Path, split: str, horizon: int, context: int = 0,
-                 preload: bool | None = None) -> None:
+                 preload: bool | None = None, max_context: int | None = None) -> None:
         self.path = Path(path)
+        span = max(context, context if max_context is None else max_context)
         with DatasetReader(self.path) as r:
             if not r.has_trajectories:
                 raise DatasetError(f"{self.path}: {L.OUTPUTS} is missing: not a replay file")
             steps = r.num_steps or 0
-            if context + horizon > steps:
+            if span + horizon > steps:
                 raise DatasetError(
                     f"{self.path}: {L.OUTPUTS} holds {steps} steps, the window needs "
-                    f"context {context} + horizon {horizon}; replay with --steps ≥ "
-                    f"{context + horizon}")
+                    f"context {span} + horizon {horizon}; replay with --steps ≥ "
+                    f"{span + horizon}")
             self.rows = r.indices_of_split(split)
             if self.rows.size == 0:
                 raise DatasetError(f"{self.path}: {L.SPLIT} has no '{split}' rows")
@@ -49,10 +53,13 @@ class ReplayWindows(Dataset):
             m = r.num_realizations or 1
             c, h, w = r.field_shape
         self.split, self.context, self.horizon = split, context, horizon
+        self.max_context = span
         self.window_shape = (m, horizon + 1, c, h, w)
+        # Kept per operator: states 0 … max_context + H (the contexts and every window).
+        self._span_shape = (m, span + horizon + 1, c, h, w)
         self._file: h5py.File | None = None
         self._pid: int | None = None
-        size = len(self.rows) * int(np.prod(self.window_shape)) * 4
+        size = len(self.rows) * int(np.prod(self._span_shape)) * 4
         self._memory: torch.Tensor | None = None
         if preload if preload is not None else size <= PRELOAD_BYTES:
             self._memory = torch.stack([self._read(i) for i in range(len(self.rows))])
@@ -70,20 +77,43 @@ class ReplayWindows(Dataset):
         return self._file
 
     def _read(self, i: int) -> torch.Tensor:
+        """Kept states [M, max_context + H + 1, C, H, W] of item i."""
         ds = self._handle()[L.OUTPUTS]
-        lo = self.context
-        window = ds[int(self.rows[i]), :, lo:lo + self.horizon + 1]
-        return torch.from_numpy(np.asarray(window, dtype=np.float32))
+        block = ds[int(self.rows[i]), :, :self._span_shape[1]]
+        return torch.from_numpy(np.asarray(block, dtype=np.float32))
 
-    def window(self, i: int) -> torch.Tensor:
-        """Ground-truth window [M, H+1, C, H, W] of item i."""
+    def _states(self, i: int) -> torch.Tensor:
         return self._memory[i] if self._memory is not None else self._read(i)
+
+    def _k(self, k: int | None) -> int:
+        k = self.context if k is None else k
+        if not 0 <= k <= self.max_context:
+            raise ValueError(f"K = {k} is outside the 0 … {self.max_context} this dataset "
+                             "keeps")
+        return k
+
+    def window(self, i: int, k: int | None = None) -> torch.Tensor:
+        """Ground-truth window [M, H+1, C, H, W] of item i from state K (default ``context``)."""
+        return self._states(i).narrow(1, self._k(k), self.horizon + 1)
+
+    def context_states(self, i: int, k: int | None = None) -> torch.Tensor:
+        """Realization 0's observed states u_0 … u_K [K + 1, C, H, W] of item i."""
+        return self._states(i)[0, :self._k(k) + 1]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"theta": self.theta[i], "window": self.window(i), "index": torch.tensor(i)}
 
-    def all_windows(self) -> torch.Tensor:
-        """Every window [N, M, H+1, C, H, W] (for precomputing ground-truth features once)."""
+    def all_windows(self, k: int | None = None) -> torch.Tensor:
+        """Every window [N, M, H+1, C, H, W] from state K (for precomputing ground-truth
+        features once)."""
+        j = self._k(k)
+        if self._memory is not None:
+            return self._memory.narrow(2, j, self.horizon + 1)
+        return torch.stack([self._read(i).narrow(1, j, self.horizon + 1)
+                            for i in range(len(self))])
+
+    def all_states(self) -> torch.Tensor:
+        """Every kept state [N, M, S, C, H, W] (for dataset-level field statistics)."""
         if self._memory is not None:
             return self._memory
         return torch.stack([self._read(i) for i in range(len(self))])

@@ -11,6 +11,10 @@
   continues exactly.
 - Under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in DDP and each rank takes its slice
   of every global batch.
+- Context: each step's K comes from ``context_range`` by a generator seeded with (seed, step)
+  (so a resumed run draws the same K); the batch's model input is realization 0's states
+  u_0 … u_K, its rollout starts at u_K and is scored on states K + 1 … K + H. Validation uses
+  K = ``training.context``.
 """
 
 from __future__ import annotations
@@ -79,11 +83,33 @@ def distributed_context() -> RunContext:
     return RunContext(dist.get_rank(), world, device)
 
 
+def _positive_std(x: torch.Tensor) -> torch.Tensor:
+    """Std over dim 1 of [C, n] in float64 → [C] float32, with 1 where it is zero."""
+    std = x.std(1, correction=0)
+    return torch.where(std > 0, std, torch.ones_like(std)).float()
+
+
 def field_stats(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std [C] of train windows [N, M, T, C, H, W] (dataset level)."""
     per_channel = windows.transpose(0, 3).flatten(1).double()
-    std = per_channel.std(1, correction=0)
-    return per_channel.mean(1).float(), torch.where(std > 0, std, torch.ones_like(std)).float()
+    return per_channel.mean(1).float(), _positive_std(per_channel)
+
+
+def increment_std(windows: torch.Tensor, field_std: torch.Tensor) -> torch.Tensor:
+    """Per-channel std [C] of one-step increments (u_{t+1} − u_t)/σ_f of train windows
+    [N, M, T, C, H, W] (dataset level): the context encoder's increment scale."""
+    inc = (windows[:, :, 1:] - windows[:, :, :-1]).transpose(0, 3).flatten(1).double()
+    return _positive_std(inc / field_std.double()[:, None])
+
+
+def context_of_step(t: TrainConfig, step: int) -> int:
+    """K of a training step: uniform over ``context_range`` from a generator seeded with
+    (seed, step); ``context`` when no range is set."""
+    if t.context_range is None:
+        return t.context
+    lo, hi = t.context_range
+    g = torch.Generator().manual_seed(t.seed * 1_000_003 + step + 7)
+    return lo + int(torch.randint(hi - lo + 1, (1,), generator=g))
 
 
 def lr_factor(step: int, t: TrainConfig) -> float:
@@ -119,17 +145,23 @@ class Trainer:
         self.tok.check_schema(self.schema, f"features of horizon {horizon}")
         self.tokenizer_dir = Path(tokenizer_dir)
         self.extractor = FeatureExtractor(self.schema)
-        self.train_ds = ReplayWindows(replay, "train", horizon, self.t.context)
+        self.contexts = self._contexts()
+        self.train_ds = ReplayWindows(replay, "train", horizon, self.t.context,
+                                      max_context=max(self.contexts))
         self.val_ds = ReplayWindows(replay, "val", horizon, self.t.context)
         self.replay = Path(replay)
-        self.targets = precompute_targets(self.tok, self.extractor, self.train_ds.all_windows())
+        # Alignment targets depend on where the window starts: one set per K served.
+        self.targets = {k: precompute_targets(self.tok, self.extractor,
+                                              self.train_ds.all_windows(k))
+                        for k in self.contexts}
         self.model: NOABackbone = build_model(cfg).to(self.ctx.device)
-        self.model.set_field_stats(*field_stats(self.train_ds.all_windows()))
+        states = self.train_ds.all_states()
+        mean, std = field_stats(states)
+        self.model.set_field_stats(mean, std, increment_std(states, std))
         self.ddp = self.model
         if self.ctx.world > 1:
-            # Training feeds no context states, so a model built with a context encoder
-            # (model.context_max > 0) has parameters no training forward reaches; DDP must be
-            # told, or the second step fails waiting for their gradients.
+            # A step with K = 0 (or a model whose context is never fed) leaves the context
+            # branch without gradients; DDP must be told, or the next step waits for them.
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, find_unused_parameters=self.model.context_encoder is not None)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.t.lr,
@@ -153,16 +185,27 @@ class Trainer:
         """This rank's slice of a global batch."""
         return rows.chunk(self.ctx.world)[self.ctx.rank] if self.ctx.world > 1 else rows
 
-    def losses(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every loss term and the weighted total for train rows ``rows``."""
-        t, dev = self.t, self.ctx.device
-        theta = self.train_ds.theta[rows].to(dev)
-        window = torch.stack([self.train_ds.window(int(i)) for i in rows]).to(dev)
-        u0 = window[:, 0, 0]  # realization 0's first state: what was observed
-        target = self.targets.rows(rows)
+    def _contexts(self) -> list[int]:
+        """Every K training draws (one set of alignment targets each)."""
+        if self.t.context_range is None:
+            return [self.t.context]
+        lo, hi = self.t.context_range
+        return list(range(lo, hi + 1))
+
+    def losses(self, rows: torch.Tensor, k: int | None = None) -> dict[str, torch.Tensor]:
+        """Every loss term and the weighted total for train rows ``rows`` with context K
+        (default ``training.context``)."""
+        t, dev, ds = self.t, self.ctx.device, self.train_ds
+        k = t.context if k is None else k
+        theta = ds.theta[rows].to(dev)
+        window = torch.stack([ds.window(int(i), k) for i in rows]).to(dev)
+        u0 = window[:, 0, 0]  # realization 0's state K: what was observed last
+        context = (torch.stack([ds.context_states(int(i), k) for i in rows]).to(dev)
+                   if k > 0 else None)
+        target = self.targets[k].rows(rows)
         amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
         with amp:
-            pred, heads = self.ddp(theta, u0, self.cfg.dynamics.feature_horizon,
+            pred, heads = self.ddp(theta, u0, self.cfg.dynamics.feature_horizon, context,
                                    grad_window=t.tbptt_window,
                                    checkpoint=t.checkpoint_activations)
         pred = pred.float()
@@ -180,11 +223,12 @@ class Trainer:
         terms["total"] = total
         return terms
 
-    def train_step(self, rows: torch.Tensor) -> dict[str, float] | None:
-        """One optimiser step on global batch ``rows``; None when skipped as non-finite."""
+    def train_step(self, rows: torch.Tensor, k: int | None = None) -> dict[str, float] | None:
+        """One optimiser step on global batch ``rows`` with context K; None when skipped as
+        non-finite."""
         self.ddp.train()
         self.opt.zero_grad(set_to_none=True)
-        terms = self.losses(self._local(rows))
+        terms = self.losses(self._local(rows), k)
         finite = bool(torch.isfinite(terms["total"]))
         norm = torch.tensor(float("nan"))
         if finite or self.ctx.world > 1:
@@ -210,24 +254,28 @@ class Trainer:
         self.consecutive_skips = 0
         self.opt.step()
         self.sched.step()
-        return {k: float(v.detach()) for k, v in terms.items()} | {"grad_norm": float(norm)}
+        return {name: float(v.detach()) for name, v in terms.items()} | \
+            {"grad_norm": float(norm)}
 
     # --- validation -----------------------------------------------------------------------
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
-        """Deterministic rollouts on the val split: trajectory MSE against the realization
-        mean over H steps, beside persistence (u_t = u_start) on the same samples and steps."""
+        """Deterministic rollouts on the val split with K = ``training.context``: trajectory
+        MSE against the realization mean over H steps, beside persistence (u_t = u_K) on the
+        same samples and steps."""
         self.model.eval()
-        ds, dev = self.val_ds, self.ctx.device
+        ds, dev, k = self.val_ds, self.ctx.device, self.t.context
         sq_pred, sq_pers = [], []
         for lo in range(0, len(ds), 16):
             rows = torch.arange(lo, min(len(ds), lo + 16))
             window = torch.stack([ds.window(int(i)) for i in rows]).to(dev)
             mean = window[:, :, 1:].mean(1)
             u0 = window[:, 0, 0]
+            context = (torch.stack([ds.context_states(int(i)) for i in rows]).to(dev)
+                       if k > 0 else None)
             pred = self.model.rollout(ds.theta[rows].to(dev), u0,
-                                      self.cfg.dynamics.feature_horizon)
+                                      self.cfg.dynamics.feature_horizon, context)
             sq_pred.append((pred[:, 1:].float() - mean).pow(2).flatten(1).mean(1).cpu())
             sq_pers.append((u0[:, None] - mean).pow(2).flatten(1).mean(1).cpu())
         e_pred, e_pers = torch.cat(sq_pred).numpy(), torch.cat(sq_pers).numpy()
@@ -274,7 +322,7 @@ class Trainer:
             if budget is not None and time.perf_counter() - started > budget:
                 break
             rows = batch_indices(len(self.train_ds), t.batch_size, self.step, t.seed)
-            last = self.train_step(rows) or last
+            last = self.train_step(rows, context_of_step(t, self.step)) or last
             self.step += 1
             bar.update(1)
             if last is not None and self.step % t.log_every == 0:

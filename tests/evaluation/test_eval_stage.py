@@ -41,8 +41,10 @@ def test_metrics_json_holds_criteria_baselines_counts_and_intervals(
         assert set(m[key]["by_policy"]) == set(m["samples"]["by_policy"])
     nf = m["noise_floor"]
     assert nf["value_vs_all_realizations"] == pytest.approx(0.25 * nf["value"], rel=1e-6)
-    # the recomputed ground-truth tokens are those `noa replay --tokenizer` stored
-    assert m["monitors"]["stored_token_agreement"] == 1.0
+    # `noa replay --tokenizer` stores the tokens of the window from state 0; this run scores
+    # from u_K (K = 2), so there is nothing to compare (test_eval_context checks K = 0)
+    assert (m["context"], m["context_fed"]) == (2, True)
+    assert m["monitors"]["stored_token_agreement"] is None
     assert 0 <= m["codebook_utilization"]["value"] <= 1
 
 

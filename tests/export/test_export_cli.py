@@ -80,6 +80,7 @@ def test_export_writes_a_parity_report_at_another_batch(exported: Path) -> None:
     assert report["traced_batch"] == TRACE_BATCH and report["batch"] == PARITY_BATCH
     assert report["batch"] != report["traced_batch"]
     assert report["steps"] == 16  # the feature horizon H of `tiny`
+    assert report["context"] == 2  # `tiny` trains with K = 2: the encoder is in the rollout
     assert report["max_rel_error"] <= TOLERANCE
     assert len(report["per_sample_rel_error"]) == PARITY_BATCH
 
@@ -97,32 +98,63 @@ def test_the_graph_carries_its_metadata(exported: Path, checkpoint: Path,
     assert set(meta["versions"]) == {"noa-core", "torch", "onnx", "onnxruntime", "onnxscript"}
     assert len(meta["theta_names"]) == meta["theta_dim"] == model.theta_dim == 12
     assert (meta["channels"], meta["grid"], meta["horizon"]) == (2, 16, 16)
+    assert (meta["context"], meta["context_max"], meta["graph"]) == (2, 2, "step")
+    assert meta["context_encoder"] == "model.context.onnx"
+    encoder = exported.with_name(meta["context_encoder"])
+    onnx.checker.check_model(onnx.load(str(encoder)))
+    assert read_metadata(encoder)["graph"] == "context_encoder"
+    assert [i.name for i in graph.graph.input] == ["theta", "context_embedding", "u",
+                                                    "context_field"]
     assert meta["checkpoint"]["step"] == 7
     dims = [d.dim_param or d.dim_value for d in graph.graph.input[2].type.tensor_type.shape.dim]
     assert isinstance(dims[0], str) and dims[1:] == [2, 16, 16]  # dynamic batch
 
 
+@pytest.mark.parametrize("k", [None, 1, 0])
 def test_predict_matches_torch_over_h_steps(exported: Path, checkpoint: Path,
-                                            tiny_dataset: Path, tmp_path: Path) -> None:
+                                            tiny_dataset: Path, tmp_path: Path,
+                                            k: int | None) -> None:
+    """ONNX Runtime alone (encoder, then H steps) against the torch model's rollout from
+    realization 0's state K given u_0 … u_K: the model's K (2), another K, and none."""
     out = tmp_path / "pred.h5"
+    extra = [] if k is None else ["--context", str(k)]
     assert main(["predict", "--onnx", str(exported), "--replay", str(tiny_dataset),
-                 "--out", str(out), "--split", "all", "--batch-size", "5", "--threads", "1"]) == 0
+                 "--out", str(out), "--split", "all", "--batch-size", "5", "--threads", "1",
+                 *extra]) == 0
     with h5py.File(out, "r") as f:
         pred = f[PREDICTIONS][()]
         ids = f["metadata/sample_ids"][()]
         attrs = dict(f["metadata"].attrs)
+    k = 2 if k is None else k
     with DatasetReader(tiny_dataset) as r:
         theta = torch.from_numpy(r.theta.astype(np.float32))
-        u0 = torch.from_numpy(r.ics(slice(None)))
+        ctx = torch.from_numpy(np.stack([r.trajectory(i)[0, :k + 1]
+                                         for i in range(r.num_samples)]))
+        assert torch.equal(ctx[:, 0], torch.from_numpy(r.ics(slice(None))))
         assert np.array_equal(ids, r.sample_ids)
     assert pred.shape == (12, 17, 2, 16, 16)  # batches of 5, 5, 2: none the traced 2 alone
     assert attrs["kind"] == "predictions" and attrs["num_steps"] == 16
+    assert attrs["context"] == k and ("context_encoder_sha256" in attrs) == (k > 0)
     model, _, _ = load_model_checkpoint(checkpoint)
     with torch.no_grad():
-        ref = model.rollout(theta, u0, 16).numpy()
+        ref = model.rollout(theta, ctx[:, -1], 16, ctx if k else None).numpy()
+    assert np.array_equal(pred[:, 0], ctx[:, -1].numpy())
     err = np.abs(pred - ref).reshape(12, -1).max(1) / ref.reshape(12, -1).std(1)
     assert err.max() <= TOLERANCE
     assert np.abs(pred[:, -1] - pred[:, 0]).max() > 1e-3  # it really moved
+
+
+def test_predict_refuses_a_context_the_model_cannot_read(exported: Path, tiny_dataset: Path,
+                                                         tmp_path: Path) -> None:
+    with pytest.raises(EvaluationError, match=r"takes K = 0 … 2"):
+        predict(exported, tiny_dataset, tmp_path / "p.h5", context=3)
+    lonely = tmp_path / "alone" / "model.onnx"  # the step without its encoder beside it
+    lonely.parent.mkdir()
+    lonely.write_bytes(exported.read_bytes())
+    with pytest.raises(EvaluationError, match=r"model\.context\.onnx: the context encoder"):
+        predict(lonely, tiny_dataset, tmp_path / "p.h5")
+    assert predict(lonely, tiny_dataset, tmp_path / "p.h5", context=0)["context"] == 0
+    assert not (tmp_path / "alone" / ".p.h5.tmp").exists()
 
 
 def test_predict_refuses_a_graph_without_noa_metadata(tmp_path: Path, tiny_dataset: Path,
@@ -144,11 +176,15 @@ def test_predict_refuses_a_graph_without_noa_metadata(tmp_path: Path, tiny_datas
 
 
 def test_parity_inputs_from_a_replay_file_cycle_its_test_rows(tiny_dataset: Path) -> None:
-    theta, u = replay_inputs(tiny_dataset, PARITY_BATCH, context=0)
+    theta, u, ctx = replay_inputs(tiny_dataset, PARITY_BATCH, context=0)
     with DatasetReader(tiny_dataset) as r:
         rows = np.resize(r.indices_of_split("test"), PARITY_BATCH)
-        assert np.array_equal(u.numpy(), r.ics(rows))
+        assert np.array_equal(u.numpy(), r.ics(rows)) and ctx is None
         assert np.allclose(theta.numpy(), r.theta[rows])
+        theta2, u2, ctx2 = replay_inputs(tiny_dataset, PARITY_BATCH, context=2)
+        assert torch.equal(theta2, theta) and ctx2.shape == (PARITY_BATCH, 3, 2, 16, 16)
+        assert np.array_equal(ctx2.numpy(), r.trajectories(rows)[:, 0, :3])
+        assert torch.equal(u2, ctx2[:, -1])
 
 
 def test_export_logs_the_model_and_its_parity_report(tracked_export: tuple[Path, str, str]
@@ -157,7 +193,7 @@ def test_export_logs_the_model_and_its_parity_report(tracked_export: tuple[Path,
 
     out, uri, run_id = tracked_export
     found = {a.path for a in MlflowClient(uri).list_artifacts(run_id, "export")}
-    assert found == {"export/model.onnx", "export/model.parity.json"}
+    assert found == {"export/model.onnx", "export/model.context.onnx", "export/model.parity.json"}
     report = json.loads(parity_path(out).read_text())
     assert run_metrics(uri, run_id)["export.parity_max_rel_error"] == \
         pytest.approx(report["max_rel_error"])

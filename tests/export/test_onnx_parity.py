@@ -5,13 +5,21 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
 
 from noa_core.config import load_config
 from noa_core.export import check_parity, export_step, step_inputs
-from noa_core.export.onnx_export import run_onnx
+from noa_core.export.onnx_export import (
+    context_path,
+    export_context_encoder,
+    onnx_context,
+    rollout_parity,
+    run_onnx,
+    session,
+)
 from noa_core.models import NOABackbone, StepModule, build_model, perturb_zero_layers
 from noa_core.models.afno import SpectralFilter
 
@@ -24,8 +32,8 @@ def _inputs(model: NOABackbone, b: int, seed: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     theta = torch.rand(b, 12, generator=g)
     u = torch.randn(b, C, G, G, generator=g)
-    context = torch.randn(b, K, C, G, G, generator=g)
-    return step_inputs(model, theta, u, context)
+    context = torch.cat([torch.randn(b, K, C, G, G, generator=g), u[:, None]], dim=1)
+    return step_inputs(model, theta, u, context)  # u_0 … u_K, ending at u
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +46,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[NOABackbone, Pat
         model = build_model(CFG)
         assert perturb_zero_layers(model, 0.1, torch.Generator().manual_seed(1)) > 0
         model.set_field_stats(torch.tensor([0.5, -1.0]), torch.tensor([2.0, 0.7]))
+        model.set_field_stats(torch.tensor([0.5, -1.0]), torch.tensor([2.0, 0.7]),
+                              torch.tensor([0.1, 0.2]))
         path = export_step(model, tmp_path_factory.mktemp("onnx") / "step.onnx",
                            _inputs(model, 2, seed=0))
+        g = torch.Generator().manual_seed(9)
+        export_context_encoder(model, context_path(path), torch.randn(2, K + 1, C, G, G,
+                                                                      generator=g))
     finally:
         torch.set_num_threads(threads)
     return model, path
@@ -51,7 +64,43 @@ def test_the_graph_uses_standard_dft_ops(exported: tuple[NOABackbone, Path]) -> 
     ops = {(n.domain or "ai.onnx", n.op_type) for n in graph.graph.node}
     assert ("ai.onnx", "DFT") in ops
     assert all(domain == "ai.onnx" for domain, _ in ops)  # no contrib (GPU-only) FFT ops
-    assert [i.name for i in graph.graph.input] == ["theta", "context_embedding", "u"]
+    assert [i.name for i in graph.graph.input] == ["theta", "context_embedding", "u",
+                                                    "context_field"]
+    encoder = onnx.load(str(context_path(exported[1])))
+    onnx.checker.check_model(encoder)
+    assert [i.name for i in encoder.graph.input] == ["context"]
+    dims = [d.dim_param or d.dim_value for d in encoder.graph.input[0].type.tensor_type.shape.dim]
+    assert all(isinstance(d, str) for d in dims[:2]) and dims[2:] == [C, G, G]  # B, K+1
+
+
+@pytest.mark.parametrize("k", [1, K])
+def test_the_exported_encoder_serves_every_k(exported: tuple[NOABackbone, Path], k: int) -> None:
+    """One encoder graph for K = 1 … context_max, equal to torch; and an H-step rollout of
+    encoder + step in ONNX Runtime alone equals the model's own rollout with that context."""
+    model, path = exported
+    g = torch.Generator().manual_seed(k)
+    ctx = torch.randn(3, k + 1, C, G, G, generator=g)
+    emb, field = onnx_context(session(context_path(path)), ctx.numpy())
+    with torch.no_grad():
+        ref_emb, ref_field = model.eval().encode_context(ctx, 3)
+    np.testing.assert_allclose(emb, ref_emb.numpy(), atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(field, ref_field.numpy(), atol=1e-5, rtol=1e-4)
+    theta = torch.rand(3, 12, generator=g)
+    report = rollout_parity(model, path, theta, ctx[:, -1], 6, ctx)
+    assert report["context"] == k and report["max_rel_error"] < TOLERANCE
+
+
+def test_zero_context_inputs_give_the_context_free_step(exported: tuple[NOABackbone, Path]
+                                                        ) -> None:
+    model, path = exported
+    g = torch.Generator().manual_seed(5)
+    theta, u = torch.rand(3, 12, generator=g), torch.randn(3, C, G, G, generator=g)
+    feeds = step_inputs(model, theta, u)  # K = 0: zero embedding and field
+    assert not feeds["context_field"].any() and not feeds["context_embedding"].any()
+    with torch.no_grad():
+        ref = model.eval().step(u, theta)
+    torch.testing.assert_close(run_onnx(path, feeds), ref, atol=1e-5, rtol=1e-5)
+    assert (run_onnx(path, _inputs(model, 3, seed=5)) - ref).abs().max() > 1e-4
 
 
 @pytest.mark.parametrize("batch", [3, 1])

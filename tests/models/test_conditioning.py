@@ -32,9 +32,10 @@ def _model(cfg: ModelConfig = CFG.model, perturb: bool = True) -> NOABackbone:
 
 
 def _inputs(b: int = 2, k: int = K, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """θ, u_start and a context u_0 … u_k [b, k + 1, C, G, G] ending at u_start."""
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(b, 12, generator=g), torch.randn(b, C, G, G, generator=g),
-            torch.randn(b, k, C, G, G, generator=g))
+    theta, ctx = torch.rand(b, 12, generator=g), torch.randn(b, k + 1, C, G, G, generator=g)
+    return theta, ctx[:, -1].clone(), ctx
 
 
 @torch.no_grad()
@@ -89,8 +90,26 @@ def test_context_changes_the_step_once_conditioning_is_on() -> None:
     m = _model()
     theta, u, ctx = _inputs()
     assert float((m.step(u, theta, ctx) - m.step(u, theta)).abs().max()) > 1e-5
-    with pytest.raises(ValueError, match="at most 2"):
-        m.step(u, theta, torch.randn(2, K + 1, C, G, G))
+    for k in range(1, K + 1):  # one model serves every K up to context_max
+        assert m.step(u, theta, ctx[:, -k - 1:]).shape == u.shape
+    with pytest.raises(ValueError, match=f"accepts 1 … {K}"):
+        m.step(u, theta, torch.randn(2, K + 2, C, G, G))
+
+
+@torch.no_grad()
+def test_the_drift_gate_extrapolates_the_observed_motion() -> None:
+    """With every other conditioning layer at zero and the gate's bias at 1, a step adds the
+    mean observed increment (u_K − u_0)/K to the fresh model's own small update."""
+    m = _model(perturb=False)
+    m.set_field_stats(torch.zeros(C), torch.full((C,), 2.0), torch.full((C,), 0.05))
+    theta, u, ctx = _inputs()
+    base = m.step(u, theta)  # fresh: the context embedding is zero, the gate is zero
+    assert torch.equal(m.step(u, theta, ctx), m.step(u, theta, cond=m.condition(theta, ctx)))
+    m.drift_gate.bias.fill_(1.0)
+    drift = (ctx[:, -1] - ctx[:, 0]) / K
+    moved = m.step(u, theta, ctx) - base
+    # The context stem also sees the field, through the fresh (1e-3 scaled) output conv.
+    assert float((moved - drift).abs().max()) < 0.05 * float(drift.abs().max())
 
 
 @torch.no_grad()
@@ -99,20 +118,27 @@ def test_k0_equals_the_model_without_a_context_branch_bit_for_bit() -> None:
     bare = _model(CFG.model.model_copy(update={"context_max": 0}))
     assert bare.context_encoder is None
     missing, unexpected = bare.load_state_dict(full.state_dict(), strict=False)
-    assert not missing and unexpected and all(k.startswith("context_encoder.") for k in unexpected)
+    assert not missing and unexpected
+    assert {k.split(".")[0] for k in unexpected} == {"context_encoder", "drift_gate", "net"}
+    assert all(k.startswith(("context_encoder.", "drift_gate.", "net.context_stem."))
+               for k in unexpected)
     theta, u, ctx = _inputs()
-    empty = ctx[:, :0]
-    assert torch.equal(full.context_embedding(empty, 2), torch.zeros(2, CFG.model.theta_embed_dim))
-    assert torch.equal(full.context_embedding(None, 2), torch.zeros(2, CFG.model.theta_embed_dim))
-    assert torch.equal(full.embed(theta, empty), bare.embed(theta))
-    assert torch.equal(full.step(u, theta, empty), bare.step(u, theta))
-    assert torch.equal(full.rollout(theta, u, 3, empty), bare.rollout(theta, u, 3))
-    h_full, h_bare = full.heads(u, theta, empty, rollout=bare.rollout(theta, u, 2)), \
-        bare.heads(u, theta, rollout=bare.rollout(theta, u, 2))
-    assert all(torch.equal(h_full[k], h_bare[k]) for k in h_bare)
-    # The exported unit with a zero context embedding is the same step.
+    zero = torch.zeros(2, CFG.model.theta_embed_dim)
+    for empty in (None, ctx[:, :0], ctx[:, -1:]):  # K = 0: no state, or the start state alone
+        assert torch.equal(full.context_embedding(empty, 2), zero)
+        assert torch.equal(full.embed(theta, empty), bare.embed(theta))
+        assert torch.equal(full.step(u, theta, empty), bare.step(u, theta))
+        assert torch.equal(full.rollout(theta, u, 3, empty), bare.rollout(theta, u, 3))
+        h_full, h_bare = full.heads(u, theta, empty, rollout=bare.rollout(theta, u, 2)), \
+            bare.heads(u, theta, rollout=bare.rollout(theta, u, 2))
+        assert all(torch.equal(h_full[k], h_bare[k]) for k in h_bare)
+        a, _ = full(theta, u, 2, empty)
+        b, _ = bare(theta, u, 2)
+        assert torch.equal(a, b)
+    # The exported unit with an all-zero context (embedding and field) is the same step.
     step = StepModule(full)
-    assert torch.equal(step(theta, full.context_embedding(empty, 2), u), bare.step(u, theta))
+    assert torch.equal(step(theta, zero, u, torch.zeros(2, 2 * C, G, G)), bare.step(u, theta))
+    assert not torch.equal(full.step(u, theta, ctx), bare.step(u, theta))
 
 
 @torch.no_grad()

@@ -35,6 +35,8 @@ from noa_core.tracking.constants import (
     ALIAS_CHALLENGER,
     ARTIFACT_CONFIG,
     LINEAGE_TAGS,
+    TAG_CONTEXT_ENCODER,
+    TAG_CONTEXT_ENCODER_SHA256,
     TAG_MODEL_VERSION,
     TAG_ONNX_SHA256,
     TAG_PYTORCH_MODEL_URI,
@@ -144,6 +146,10 @@ def test_register_creates_a_challenger_version_with_lineage(
         assert mv.tags[LINEAGE_TAGS[key]] == value, key
     assert re.fullmatch(r"unknown|[0-9a-f]{40}(-dirty)?", mv.tags[LINEAGE_TAGS["git_commit"]])
     assert mv.tags[TAG_ONNX_SHA256] == sha[pipeline["onnx"]]
+    encoder = Path(pipeline["onnx"]).with_name("model.context.onnx")  # `tiny` reads a context
+    assert mv.tags[TAG_CONTEXT_ENCODER_SHA256] == hashlib.sha256(encoder.read_bytes()).hexdigest()
+    logged = {a.path for a in client.list_artifacts(run_id, "onnx_context_encoder")}
+    assert logged == {mv.tags[TAG_CONTEXT_ENCODER]} == {"onnx_context_encoder/model.context.onnx"}
     run_tags = client.get_run(run_id).data.tags
     assert run_tags[TAG_MODEL_VERSION] == f"{name}/1"
     assert {k: run_tags[v] for k, v in LINEAGE_TAGS.items()} == {
@@ -155,18 +161,20 @@ def test_registered_model_serves_what_noa_predict_predicts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Serving smoke test: ``models:/NAME@challenger`` through ``mlflow.pyfunc`` on the start
     states and θ of ``noa predict``'s output gives its step 1 within ``SERVING_ATOL``; the
-    PyTorch flavour gives it within ``TORCH_ATOL``."""
+    PyTorch flavour gives it within ``TORCH_ATOL``. K = 0: the context inputs are zeros."""
     import mlflow
     import torch
 
     pred = tmp_path / "pred.h5"
     assert main(["predict", "--onnx", str(pipeline["onnx"]), "--replay", str(phase0["replay"]),
-                 "--out", str(pred), "--steps", "1"]) == 0
+                 "--out", str(pred), "--steps", "1", "--context", "0"]) == 0
     with h5py.File(pred, "r") as f:
         fields, theta = f["predictions/fields"][:], f["parameters/params"][:]
     assert fields.shape[:2] == (3, 2) and np.abs(fields[:, 1] - fields[:, 0]).max() > 1e-3
     emb = np.zeros((len(theta), int(read_metadata(pipeline["onnx"])["embed_dim"])), np.float32)
-    inputs = {"theta": theta.astype(np.float32), "context_embedding": emb, "u": fields[:, 0]}
+    inputs = {"theta": theta.astype(np.float32), "context_embedding": emb, "u": fields[:, 0],
+              "context_field": np.zeros((len(theta), 2 * fields.shape[2], *fields.shape[3:]),
+                                        np.float32)}
     torch_uri = pipeline["client"].get_model_version(pipeline["name"], "1") \
         .tags[TAG_PYTORCH_MODEL_URI]
     with fluent_uri(tracking_uri):  # pyfunc resolves models:/ through the global URI

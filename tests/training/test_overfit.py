@@ -131,8 +131,8 @@ def restrict_train_split(trainer: Trainer, keep: torch.Tensor) -> None:
     ds, idx = trainer.train_ds, keep.numpy()
     ds.rows, ds.sample_ids, ds.policies = ds.rows[idx], ds.sample_ids[idx], ds.policies[idx]
     ds.theta = ds.theta[keep]
-    ds._memory = ds.all_windows()[keep].clone()
-    trainer.targets = trainer.targets.rows(keep)
+    ds._memory = ds.all_states()[keep].clone()
+    trainer.targets = {k: t.rows(keep) for k, t in trainer.targets.items()}
     trainer.model.set_field_stats(*field_stats(ds.all_windows()))
 
 
@@ -171,8 +171,9 @@ def test_overfits_four_operators(mode: str, overfit_data: tuple[Path, Path, Path
     with torch.no_grad():
         final = {k: float(v) for k, v in trainer.losses(rows).items()}
         gt_mean = trainer.train_ds.all_windows().mean(1)  # [4, H+1, C, G, G]
+        target = trainer.targets[trainer.t.context]
         reference = {k: float(v) for k, v in alignment_terms(
-            trainer.tok, trainer.extractor, gt_mean, trainer.targets, with_recon=vq).items()}
+            trainer.tok, trainer.extractor, gt_mean, target, with_recon=vq).items()}
     convex, residual = 0, OPERATORS // 2
     swaps = {"convex-residual": theta_swap_change(trainer, convex, residual, SWAP_STEPS),
              "convex-convex": theta_swap_change(trainer, convex, convex + 1, SWAP_STEPS)}
