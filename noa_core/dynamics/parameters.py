@@ -64,6 +64,23 @@ def map_unit(spec: ParamSpec, u: float) -> Any:
     raise TypeError(f"unknown parameter spec {type(spec).__name__}")
 
 
+def unit_edges(spec: ParamSpec) -> list[float]:
+    """Unit coordinates where ``map_unit`` of a discrete slot changes value (u ≥ edge: the next
+    value); empty for continuous and constant slots. Integer → (k − ½)/(hi − lo), k = 1…hi − lo;
+    choice → k/n or the cumulative weights; boolean → ½."""
+    if isinstance(spec, IntegerParam):
+        lo, hi = spec.bounds
+        return [(k - 0.5) / (hi - lo) for k in range(1, hi - lo + 1)]
+    if isinstance(spec, ChoiceParam):
+        n = len(spec.choices)
+        if spec.weights is None:
+            return [k / n for k in range(1, n)]
+        return [float(c) for c in np.cumsum(spec.weights)[:-1]]
+    if isinstance(spec, BooleanParam):
+        return [0.5]
+    return []
+
+
 @dataclass(frozen=True)
 class OperatorSpec:
     """Everything that defines one CNO operator and its update rule (seeds aside)."""
@@ -124,6 +141,10 @@ class ThetaSpace:
     def sampled(self) -> list[int]:
         """Indices of the slots that are sampled (not constant)."""
         return [i for i, s in enumerate(self.specs) if not isinstance(s, ConstantParam)]
+
+    def edges(self) -> list[list[float]]:
+        """Per slot, the unit coordinates where its value changes (``unit_edges``)."""
+        return [unit_edges(s) for s in self.specs]
 
     @property
     def constant(self) -> dict[str, Any]:

@@ -33,6 +33,18 @@ def mean_ci(per_sample: np.ndarray, idx: np.ndarray, level: float) -> list[float
     return _interval(np.asarray(per_sample, np.float64)[idx].mean(1), level)
 
 
+def subset_mean_ci(per_sample: np.ndarray, member: np.ndarray, idx: np.ndarray, level: float
+                   ) -> list[float] | None:
+    """Interval of the mean of x over a subset (e.g. one update policy), from the same
+    resamples [B, N] as the whole: each resample's mean over its drawn members (resamples
+    that drew none are left out). x [N], member [N] bool."""
+    values = np.asarray(per_sample, np.float64)[idx]
+    inside = np.asarray(member, bool)[idx]
+    counts = inside.sum(1)
+    sums = np.where(inside, values, 0.0).sum(1)
+    return _interval(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), level)
+
+
 def ratio_ci(num: np.ndarray, den: np.ndarray, idx: np.ndarray, level: float
              ) -> list[float] | None:
     """Interval of ``mean_i a_i / mean_i b_i`` (paired: the same operators on both sides)."""

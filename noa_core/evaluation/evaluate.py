@@ -316,13 +316,18 @@ def _entry(value: float | None, n: int, ci: list[float] | None, name: str,
     return out
 
 
-def _by_policy(per_sample: np.ndarray, policies: np.ndarray) -> dict[str, dict[str, Any]]:
+def _by_policy(per_sample: np.ndarray, policies: np.ndarray, idx: np.ndarray | None = None,
+               level: float = 0.95) -> dict[str, dict[str, Any]]:
+    """Per update policy: the mean, the count and (with ``idx``) its interval from the same
+    resamples as the whole."""
     out = {}
     for p in sorted(set(policies.tolist())):
         sel = policies == p
         v = per_sample[sel]
-        out[p] = {"value": float(v.mean()) if np.isfinite(v).all() else None,
-                  "n": int(sel.sum())}
+        finite = bool(np.isfinite(v).all())
+        out[p] = {"value": float(v.mean()) if finite else None, "n": int(sel.sum())}
+        if idx is not None and finite:
+            out[p]["ci"] = BS.subset_mean_ci(per_sample, sel, idx, level)
     return out
 
 
@@ -337,7 +342,7 @@ def _error_entry(name: str, steps: np.ndarray, policies: np.ndarray, idx: np.nda
                       per_step=None, by_policy=_by_policy(per_sample, policies))
     return _entry(float(per_sample.mean()), len(per_sample), BS.mean_ci(per_sample, idx, level),
                   name, per_step=[float(x) for x in steps.mean(0)],
-                  by_policy=_by_policy(per_sample, policies))
+                  by_policy=_by_policy(per_sample, policies, idx, level))
 
 
 def _skill(name: str, noa: np.ndarray, base: np.ndarray, crit: Criteria, baseline: str

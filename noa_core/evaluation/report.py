@@ -241,7 +241,9 @@ def _policy_table(m: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     for p in policies:
         row = [p, fmt(m["samples"]["by_policy"][p])]
         for key in ("rollout_mse", *BASELINES, *ablation):
-            row.append(fmt(((m.get(key) or {}).get("by_policy") or {}).get(p, {}).get("value")))
+            sub = ((m.get(key) or {}).get("by_policy") or {}).get(p, {})
+            ci = sub.get("ci")
+            row.append(fmt(sub.get("value")) + (f" {fmt_ci(ci)}" if ci else ""))
         rows.append(row)
     return head, rows
 

@@ -7,9 +7,13 @@ with checkpoints and the ONNX graph. ``cond`` [B, E] = θ embedding + context em
 Context: the observed states u_0 … u_K [B, K + 1, C, H, W] of the same realization (K
 transitions; the rollout starts at u_K). The encoder gives the context embedding and the context
 field F [B, 2C, H, W] (mean and last increment); with context, Δ also gains
-g(cond)·s·F_mean, the mean increment scaled by a gate g [B, C] that starts at zero: the model can
-extrapolate the observed motion and learns when to. K = 0 (None, or a single state) runs none of
-this: the outputs are those of the same weights with the context branch removed, bit for bit.
+g·s·F_mean, the mean observed increment scaled by a gate g [B, C] that starts at zero: the model
+can extrapolate the observed motion and learns when to. g = G_1(cond) + G_2(settings(θ)): a
+table over the discrete θ settings (``ThetaEmbedding.settings``) gives each update policy its
+own gate weight, since extrapolating is right for one policy and ruinous for another and a
+shared weight's optimiser statistics would be swamped by the ruinous side. K = 0 (None, or a
+single state) runs none of this: the outputs are those of the same weights with the context
+branch removed, bit for bit.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ from noa_core.models.u_afno import UAFNO
 
 
 class Conditioning(NamedTuple):
-    """What every step reads: ``vector`` [B, E] (θ + context embedding) and the context field
-    [B, 2C, H, W] (None without context)."""
+    """What every step reads: ``vector`` [B, E] (θ + context embedding), and with context the
+    context field [B, 2C, H, W] and the extrapolation gate [B, C] (both None without)."""
 
     vector: torch.Tensor
     field: torch.Tensor | None = None
+    gate: torch.Tensor | None = None
 
 
 class NOABackbone(nn.Module):
@@ -50,14 +55,17 @@ class NOABackbone(nn.Module):
         theta_dim: θ slots P (θ rows are unit vectors in [0, 1]^P, constants at 0.5).
         theta_mask: which slots are sampled; constant slots are dropped from the θ MLP input.
         horizon: rollout length used by ``heads`` when no rollout is given (the feature horizon H).
+        theta_edges: per slot, the unit values where a discrete slot's setting changes
+            (``ThetaSpace.edges``); None: every slot is read as a coordinate only.
     """
 
     def __init__(self, cfg: ModelConfig, channels: int, theta_dim: int,
-                 theta_mask: Sequence[bool] | None = None, horizon: int | None = None) -> None:
+                 theta_mask: Sequence[bool] | None = None, horizon: int | None = None,
+                 theta_edges: Sequence[Sequence[float]] | None = None) -> None:
         super().__init__()
         self.cfg, self.channels, self.theta_dim, self.horizon = cfg, channels, theta_dim, horizon
         dim = cfg.theta_embed_dim
-        self.theta_embedding = ThetaEmbedding(theta_dim, dim, theta_mask)
+        self.theta_embedding = ThetaEmbedding(theta_dim, dim, theta_mask, theta_edges)
         self.context_encoder = (
             ContextEncoder(channels, cfg.base_channels, cfg.context_embed_dim, dim,
                            cfg.context_max)
@@ -65,7 +73,11 @@ class NOABackbone(nn.Module):
         )
         field_channels = 0 if self.context_encoder is None else self.context_encoder.field_channels
         self.net = UAFNO(cfg, channels, dim, field_channels)
-        self.drift_gate = ZeroLinear(dim, channels) if self.context_encoder is not None else None
+        context = self.context_encoder is not None
+        settings = self.theta_embedding.num_settings
+        self.drift_gate = ZeroLinear(dim, channels) if context else None
+        self.drift_table = ZeroLinear(settings, channels, bias=False) \
+            if context and settings else None
         ch = cfg.level_channels
         self.feature_heads = FeatureHeads(cfg.heads, ch[-1], ch[:-1], dim)
         self.register_buffer("field_mean", torch.zeros(channels))
@@ -133,7 +145,15 @@ class NOABackbone(nn.Module):
         if context_transitions(context) == 0:
             return Conditioning(emb)
         ctx_emb, field = self.encode_context(context, theta.shape[0])
-        return Conditioning(emb + ctx_emb, field)
+        vec = emb + ctx_emb
+        return Conditioning(vec, field, self.extrapolation_gate(theta, vec))
+
+    def extrapolation_gate(self, theta: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+        """g [B, C] = G_1(θ + context embedding) + G_2(settings(θ)) (module docstring)."""
+        gate = self.drift_gate(vector)
+        if self.drift_table is not None:
+            gate = gate + self.drift_table(self.theta_embedding.settings(theta))
+        return gate
 
     def embed(self, theta: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """The conditioning vector [B, E] (θ embedding + context embedding)."""
@@ -164,27 +184,31 @@ class NOABackbone(nn.Module):
         """
         self._check_field(u)
         c = self._as_conditioning(theta, context, cond)
-        return self._step_cond(u, c.vector, c.field, latent_noise)
+        return self._step_cond(u, c.vector, c.field, c.gate, latent_noise)
 
-    def _update(self, u: torch.Tensor, delta: torch.Tensor, cond: torch.Tensor,
-                field: torch.Tensor | None) -> torch.Tensor:
-        """u + σ_f·(Δ + g(cond)·s·F_mean): the gated extrapolation only with a context field."""
+    def _update(self, u: torch.Tensor, delta: torch.Tensor, field: torch.Tensor | None,
+                gate: torch.Tensor | None) -> torch.Tensor:
+        """u + σ_f·(Δ + g·s·F_mean): the gated extrapolation only with a context field."""
         if field is not None:
-            gate = self.drift_gate(cond)[:, :, None, None]
-            delta = delta + gate * field[:, :self.channels] * self.increment_std[:, None, None]
+            if gate is None:
+                raise ValueError("a context field needs its extrapolation gate (use condition)")
+            drift = field[:, :self.channels] * self.increment_std[:, None, None]
+            delta = delta + gate[:, :, None, None] * drift
         return u + delta * self.field_std[:, None, None]
 
     def _step_cond(self, u: torch.Tensor, cond: torch.Tensor, field: torch.Tensor | None,
-                   latent_noise: torch.Tensor | None) -> torch.Tensor:
+                   gate: torch.Tensor | None, latent_noise: torch.Tensor | None
+                   ) -> torch.Tensor:
         delta = self.net(self.normalize(u), cond, latent_noise, field)
-        return self._update(u, delta, cond, field)
+        return self._update(u, delta, field, gate)
 
     def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor, field: torch.Tensor | None,
-                     latent_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+                     gate: torch.Tensor | None, latent_noise: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(u_{t+1} [B, C, H, W], the heads' pooled features of u_t [B, P]) from one pass."""
         delta, z, skips = self.net.forward_with_features(self.normalize(u), cond, latent_noise,
                                                          field)
-        return self._update(u, delta, cond, field), pool_features(z, skips)
+        return self._update(u, delta, field, gate), pool_features(z, skips)
 
     def _pool_state(self, u: torch.Tensor, cond: torch.Tensor,
                     field: torch.Tensor | None) -> torch.Tensor:
@@ -238,7 +262,7 @@ class NOABackbone(nn.Module):
         if grad_window is not None and grad_window < 0:
             raise ValueError(f"grad_window must be non-negative, got {grad_window}")
         self._check_field(u_start)
-        vec, field = self._as_conditioning(theta, context, cond)
+        vec, field, gate = self._as_conditioning(theta, context, cond)
         warm = 0 if grad_window is None else max(0, steps - grad_window)
         noisy = noise and self.cfg.stochastic.enabled
         states, pools, u = [u_start], [], u_start
@@ -247,10 +271,10 @@ class NOABackbone(nn.Module):
                    if noisy else None)
             if pooled:
                 u, feats = self._run(self._step_pooled, t < warm, checkpoint, u, vec, field,
-                                     eps)
+                                     gate, eps)
                 pools.append(feats)
             else:
-                u = self._run(self._step_cond, t < warm, checkpoint, u, vec, field, eps)
+                u = self._run(self._step_cond, t < warm, checkpoint, u, vec, field, gate, eps)
             states.append(u)
         if not pooled:
             return torch.stack(states, dim=1), None
@@ -348,8 +372,10 @@ class StepModule(nn.Module):
 
     def forward(self, theta: torch.Tensor, context_embedding: torch.Tensor, u: torch.Tensor,
                 context_field: torch.Tensor | None = None) -> torch.Tensor:
-        vec = self.backbone.theta_embedding(theta) + context_embedding
-        return self.backbone.step(u, cond=Conditioning(vec, context_field))
+        b = self.backbone
+        vec = b.theta_embedding(theta) + context_embedding
+        gate = None if context_field is None else b.extrapolation_gate(theta, vec)
+        return b.step(u, cond=Conditioning(vec, context_field, gate))
 
 
 class ContextModule(nn.Module):

@@ -73,10 +73,16 @@ class ThetaEmbedding(nn.Module):
 
     Constant slots carry 0.5 for every operator and hold no information, so they are dropped
     (``theta_mask``); the model is self-contained and takes the stored θ rows as they are.
+    A discrete slot (integer, choice, boolean) maps its unit value to a setting through
+    thresholds (``theta_edges``: per slot, the unit values where the setting changes); each
+    threshold adds one ±1 input, θ_s ≥ edge. So the MLP sees the update policy (residual below
+    0.75, convex above, in the presets) as a switch, not as a smooth coordinate it would have
+    to learn a step function of.
     """
 
     def __init__(self, theta_dim: int, embed_dim: int,
-                 theta_mask: Sequence[bool] | None = None) -> None:
+                 theta_mask: Sequence[bool] | None = None,
+                 theta_edges: Sequence[Sequence[float]] | None = None) -> None:
         super().__init__()
         mask = [True] * theta_dim if theta_mask is None else [bool(m) for m in theta_mask]
         if len(mask) != theta_dim:
@@ -84,17 +90,51 @@ class ThetaEmbedding(nn.Module):
         index = [i for i, m in enumerate(mask) if m]
         if not index:
             raise ConfigError("θ has no sampled slot: nothing to condition the model on")
+        edges = [[] for _ in range(theta_dim)] if theta_edges is None else theta_edges
+        if len(edges) != theta_dim:
+            raise ConfigError(f"theta_edges has {len(edges)} entries for a θ of {theta_dim} "
+                              "slots")
+        pairs = [(i, float(e)) for i in index for e in edges[i]]
         self.theta_dim = theta_dim
         # Saved with the weights, so a checkpoint carries the slot selection it was trained on.
         self.register_buffer("index", torch.tensor(index, dtype=torch.long))
+        self.register_buffer("edge_slot", torch.tensor([i for i, _ in pairs], dtype=torch.long))
+        self.register_buffer("edge_value", torch.tensor([e for _, e in pairs],
+                                                        dtype=torch.float32))
         self.mlp = nn.Sequential(
-            nn.Linear(len(index), embed_dim), nn.GELU(), nn.Linear(embed_dim, embed_dim),
+            nn.Linear(len(index) + len(pairs), embed_dim), nn.GELU(),
+            nn.Linear(embed_dim, embed_dim),
         )
+        # Every setting of every sampled discrete slot as a unit interval [lo, hi) of θ_s.
+        bounds = [(i, lo, hi) for i in index if edges[i]
+                  for lo, hi in zip([-1.0, *map(float, edges[i])],
+                                    [*map(float, edges[i]), 2.0], strict=True)]
+        self.register_buffer("setting_slot", torch.tensor([i for i, _, _ in bounds],
+                                                          dtype=torch.long))
+        self.register_buffer("setting_lo", torch.tensor([lo for _, lo, _ in bounds]))
+        self.register_buffer("setting_hi", torch.tensor([hi for _, _, hi in bounds]))
+
+    @property
+    def num_settings(self) -> int:
+        """S: the settings of all sampled discrete slots together (0 if there are none)."""
+        return int(self.setting_slot.numel())
+
+    def settings(self, theta: torch.Tensor) -> torch.Tensor:
+        """θ [B, P] → [B, S]: 1 for the setting each discrete slot takes, else 0 (one-hot per
+        slot). A layer reading these has one weight per setting, fed only by the operators
+        that have it, so its optimiser statistics are not shared across settings."""
+        x = theta.index_select(1, self.setting_slot)
+        lo, hi = self.setting_lo.to(theta.dtype), self.setting_hi.to(theta.dtype)
+        return ((x >= lo) & (x < hi)).to(self.mlp[0].weight.dtype)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
         if theta.ndim != 2 or theta.shape[1] != self.theta_dim:
             raise ValueError(f"θ has shape {tuple(theta.shape)}, expected [B, {self.theta_dim}]")
-        x = theta.index_select(1, self.index).to(self.mlp[0].weight.dtype) * 2 - 1
+        dtype = self.mlp[0].weight.dtype
+        x = theta.index_select(1, self.index).to(dtype) * 2 - 1
+        if self.edge_slot.numel():
+            above = theta.index_select(1, self.edge_slot) >= self.edge_value.to(theta.dtype)
+            x = torch.cat([x, above.to(dtype) * 2 - 1], dim=1)
         return self.mlp(x)
 
 

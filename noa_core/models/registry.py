@@ -21,8 +21,10 @@ def build_model(cfg: NOAConfig | ModelConfig, channels: int | None = None,
     """Build the NOA from a whole config (sizes and θ mask taken from it) or a model section.
 
     With an ``NOAConfig``: C = ``dynamics.channels``, P and the mask from the θ declaration,
-    the horizon = ``dynamics.feature_horizon``; explicit arguments override them.
+    the horizon = ``dynamics.feature_horizon``, the discrete slots' edges from the θ
+    declaration; explicit arguments override them.
     """
+    theta_edges: list[list[float]] | None = None
     if isinstance(cfg, NOAConfig):
         from noa_core.dynamics.parameters import ThetaSpace
 
@@ -32,10 +34,12 @@ def build_model(cfg: NOAConfig | ModelConfig, channels: int | None = None,
         theta_dim = space.dim if theta_dim is None else theta_dim
         if theta_mask is None and theta_dim == space.dim:
             theta_mask = [i in sampled for i in range(space.dim)]
+        if theta_dim == space.dim:
+            theta_edges = space.edges()
         horizon = cfg.dynamics.feature_horizon if horizon is None else horizon
         cfg = cfg.model
     if channels is None or theta_dim is None:
         raise ConfigError("build_model from a model section needs channels and theta_dim")
     if cfg.name not in MODELS:
         raise ConfigError(f"model.name {cfg.name!r} is unknown; known: {', '.join(MODELS)}")
-    return MODELS[cfg.name](cfg, channels, theta_dim, theta_mask, horizon)
+    return MODELS[cfg.name](cfg, channels, theta_dim, theta_mask, horizon, theta_edges)

@@ -43,6 +43,7 @@ def _extrapolator(eval_setup: dict[str, Path], root: Path, gate: float) -> Path:
         model.net.context_stem.weight.zero_()
         model.drift_gate.weight.zero_()
         model.drift_gate.bias.fill_(gate)
+        model.drift_table.weight.zero_()
     out = root / f"gate{gate}" / "checkpoint"
     save_model_checkpoint(out, model.eval(), cfg, feature_schema(cfg.dynamics.feature_horizon),
                           eval_setup["tokenizer"], {"step": 0})

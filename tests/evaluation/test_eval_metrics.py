@@ -161,6 +161,20 @@ def test_bootstrap_is_seeded_and_brackets_the_mean() -> None:
     assert BS.statistic_ci(lambda r: None, idx[:3], 0.9) is None
 
 
+def test_a_subset_interval_brackets_the_subset_mean_only() -> None:
+    """Per-policy intervals come from the same resamples: each one's mean over the members
+    it drew. Two groups far apart give two disjoint intervals, each around its own mean."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0.0, 1.0, 40), rng.normal(10.0, 1.0, 10)])
+    member = np.arange(50) >= 40
+    idx = BS.bootstrap_indices(50, 500, seed=2)
+    lo, hi = BS.subset_mean_ci(x, member, idx, 0.95)
+    assert lo < x[member].mean() < hi and lo > 5
+    lo0, hi0 = BS.subset_mean_ci(x, ~member, idx, 0.95)
+    assert lo0 < x[~member].mean() < hi0 < 5
+    assert BS.subset_mean_ci(x, np.zeros(50, bool), idx, 0.95) is None  # no member drawn
+
+
 # --- assembly -------------------------------------------------------------------------------
 
 

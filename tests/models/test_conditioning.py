@@ -153,3 +153,57 @@ def test_field_stats_normalise_inside_the_step() -> None:
                                atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="std > 0"):
         m.set_field_stats(mean, torch.tensor([1.0, 0.0]))
+
+
+def test_discrete_theta_slots_enter_as_switches_at_their_edges() -> None:
+    """The update policy (residual below 0.75, convex above in `small`) and the other discrete
+    slots reach the θ MLP as ±1 switches at the unit values where their setting changes."""
+    cfg = load_config("small")
+    from noa_core.dynamics.parameters import ThetaSpace, map_unit
+
+    space = ThetaSpace(cfg.parameter_space, cfg.dynamics)
+    m = build_model(cfg)
+    emb = m.theta_embedding
+    policy = space.names.index("update_policy")
+    pairs = list(zip(emb.edge_slot.tolist(), emb.edge_value.tolist(), strict=True))
+    assert (policy, 0.75) in pairs
+    assert all(space.sampled.count(i) for i, _ in pairs)  # constants carry no edges
+    spec = space.specs[policy]
+    below, above = torch.full((1, 12), 0.5), torch.full((1, 12), 0.5)
+    below[0, policy], above[0, policy] = 0.7499, 0.7501
+    assert (map_unit(spec, 0.7499), map_unit(spec, 0.7501)) == ("residual", "convex")
+    x_in = []
+    emb.mlp[0].register_forward_hook(lambda _m, inp, _out: x_in.append(inp[0]))
+    with torch.no_grad():
+        emb(below), emb(above)
+    switch = len(emb.index) + pairs.index((policy, 0.75))
+    assert (float(x_in[0][0, switch]), float(x_in[1][0, switch])) == (-1.0, 1.0)
+    assert float((x_in[1] - x_in[0]).abs().max()) == 2.0  # the switch moved by 2, the rest ~0
+
+
+def test_the_extrapolation_gate_keeps_one_weight_per_discrete_setting() -> None:
+    """settings(θ) is one-hot per discrete slot; the gate's table column of a setting learns
+    only from operators that have it (the convex column gets nothing from a residual one)."""
+    cfg = load_config("tiny")
+    from noa_core.dynamics.parameters import ThetaSpace
+
+    space = ThetaSpace(cfg.parameter_space, cfg.dynamics)
+    torch.manual_seed(0)
+    m = build_model(cfg)
+    emb = m.theta_embedding
+    policy = space.names.index("update_policy")
+    theta = torch.full((2, 12), 0.5)
+    theta[:, policy] = torch.tensor([0.1, 0.9])  # residual, convex
+    onehot = emb.settings(theta)
+    slots = emb.setting_slot.tolist()
+    discrete = sorted(set(slots))
+    assert onehot.shape == (2, emb.num_settings) and discrete and policy in discrete
+    for s in discrete:  # exactly one setting per discrete slot
+        assert onehot[:, [j for j, t in enumerate(slots) if t == s]].sum(1).tolist() == [1, 1]
+    columns = [j for j, t in enumerate(slots) if t == policy]
+    assert onehot[:, columns].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    ctx = torch.randn(2, 3, C, G, G)
+    m.step(ctx[:, -1], theta, ctx)[0].square().sum().backward()  # operator 0 only
+    grad = m.drift_table.weight.grad  # [C, S]
+    assert float(grad[:, columns[0]].abs().sum()) > 0
+    assert float(grad[:, columns[1]].abs().sum()) == 0.0
