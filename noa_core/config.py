@@ -554,6 +554,9 @@ class TrainConfig(StrictModel):
     min_lr_ratio: float = Field(0.05, ge=0, le=1)  # cosine floor, as a fraction of lr
     grad_clip: float = Field(1.0, gt=0)
     tbptt_window: int | None = Field(None, ge=1)  # gradient window (None: the whole horizon)
+    # Where the window sits: "end" (the last W updates) or "random" (a warm-up drawn per step,
+    # seeded by the step, so early on-distribution states train as well as drifted late ones).
+    tbptt_position: Literal["end", "random"] = "end"
     checkpoint_activations: bool = False
     amp: Literal["none", "bf16"] = "none"
     # K: observed transitions (states u_0 … u_K) before the scored window, which starts at u_K;

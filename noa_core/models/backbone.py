@@ -8,12 +8,12 @@ Context: the observed states u_0 … u_K [B, K + 1, C, H, W] of the same realiza
 transitions; the rollout starts at u_K). The encoder gives the context embedding and the context
 field F [B, 2C, H, W] (mean and last increment); with context, Δ also gains
 g·s·F_mean, the mean observed increment scaled by a gate g [B, C] that starts at zero: the model
-can extrapolate the observed motion and learns when to. g = G_1(cond) + G_2(settings(θ)): a
-table over the discrete θ settings (``ThetaEmbedding.settings``) gives each update policy its
-own gate weight, since extrapolating is right for one policy and ruinous for another and a
-shared weight's optimiser statistics would be swamped by the ruinous side. K = 0 (None, or a
-single state) runs none of this: the outputs are those of the same weights with the context
-branch removed, bit for bit.
+can extrapolate the observed motion and learns when to. g = G_1(cond) + a·G_2(settings(θ))
+(a = ``GATE_TABLE_SCALE``): a table over the discrete θ settings (``ThetaEmbedding.settings``)
+gives each update policy its own gate weight, since extrapolating is right for one policy and
+ruinous for another and a shared weight's optimiser statistics would be swamped by the ruinous
+side. K = 0 (None, or a single state) runs none of this: the outputs are those of the same
+weights with the context branch removed, bit for bit.
 """
 
 from __future__ import annotations
@@ -36,6 +36,16 @@ from noa_core.models.heads import FeatureHeads, pool_features
 from noa_core.models.stochastic import draw_latent_noise
 from noa_core.models.u_afno import UAFNO
 
+# The gate table's output scale. Its weights start at zero and AdamW moves a weight by about
+# lr per step, so unscaled a gate of 1 (plain extrapolation, right for residual operators) took
+# over 1000 steps: measured 0.04 after 60 steps of the `small` run. Scaled, a step moves it by
+# ~0.025 and the table settles within the first hundred steps.
+GATE_TABLE_SCALE = 25.0
+# The same for the per-setting gain on u (the convex policy's −α·u_t, 0 for residual): a table
+# row reaches −0.5 within ~100 steps at 0.005 per step, gently enough for the alignment terms
+# (the U-AFNO's own cond-driven gain is kept small for that reason, LINEAR_GAIN_SCALE).
+GAIN_TABLE_SCALE = 5.0
+
 
 class Conditioning(NamedTuple):
     """What every step reads: ``vector`` [B, E] (θ + context embedding), and with context the
@@ -44,6 +54,7 @@ class Conditioning(NamedTuple):
     vector: torch.Tensor
     field: torch.Tensor | None = None
     gate: torch.Tensor | None = None
+    gain: torch.Tensor | None = None  # [B, C], per discrete θ setting (context or not)
 
 
 class NOABackbone(nn.Module):
@@ -78,6 +89,9 @@ class NOABackbone(nn.Module):
         self.drift_gate = ZeroLinear(dim, channels) if context else None
         self.drift_table = ZeroLinear(settings, channels, bias=False) \
             if context and settings else None
+        # Δ gains b·G_3(settings(θ))·(u − μ_f)/σ_f: a per-setting linear rate, learnt per
+        # update policy apart (one policy contracts the field, the other does not).
+        self.gain_table = ZeroLinear(settings, channels, bias=False) if settings else None
         ch = cfg.level_channels
         self.feature_heads = FeatureHeads(cfg.heads, ch[-1], ch[:-1], dim)
         self.register_buffer("field_mean", torch.zeros(channels))
@@ -142,17 +156,25 @@ class NOABackbone(nn.Module):
         equal those of the same weights with the context branch removed, bit for bit.
         """
         emb = self.theta_embedding(theta)
+        gain = self.setting_gain(theta)
         if context_transitions(context) == 0:
-            return Conditioning(emb)
+            return Conditioning(emb, gain=gain)
         ctx_emb, field = self.encode_context(context, theta.shape[0])
         vec = emb + ctx_emb
-        return Conditioning(vec, field, self.extrapolation_gate(theta, vec))
+        return Conditioning(vec, field, self.extrapolation_gate(theta, vec), gain)
+
+    def setting_gain(self, theta: torch.Tensor) -> torch.Tensor | None:
+        """The per-setting linear rate b·G_3(settings(θ)) [B, C]; None without discrete slots."""
+        if self.gain_table is None:
+            return None
+        return GAIN_TABLE_SCALE * self.gain_table(self.theta_embedding.settings(theta))
 
     def extrapolation_gate(self, theta: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
-        """g [B, C] = G_1(θ + context embedding) + G_2(settings(θ)) (module docstring)."""
+        """g [B, C] = G_1(θ + context embedding) + a·G_2(settings(θ)) (module docstring)."""
         gate = self.drift_gate(vector)
         if self.drift_table is not None:
-            gate = gate + self.drift_table(self.theta_embedding.settings(theta))
+            settings = self.theta_embedding.settings(theta)
+            gate = gate + GATE_TABLE_SCALE * self.drift_table(settings)
         return gate
 
     def embed(self, theta: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,11 +206,15 @@ class NOABackbone(nn.Module):
         """
         self._check_field(u)
         c = self._as_conditioning(theta, context, cond)
-        return self._step_cond(u, c.vector, c.field, c.gate, latent_noise)
+        return self._step_cond(u, c.vector, c.field, c.gate, c.gain, latent_noise)
 
-    def _update(self, u: torch.Tensor, delta: torch.Tensor, field: torch.Tensor | None,
-                gate: torch.Tensor | None) -> torch.Tensor:
-        """u + σ_f·(Δ + g·s·F_mean): the gated extrapolation only with a context field."""
+    def _update(self, u: torch.Tensor, x: torch.Tensor, delta: torch.Tensor,
+                field: torch.Tensor | None, gate: torch.Tensor | None,
+                gain: torch.Tensor | None) -> torch.Tensor:
+        """u + σ_f·(Δ + b·G_3·x + g·s·F_mean), x = (u − μ_f)/σ_f: the gated extrapolation only
+        with a context field, the per-setting gain only with discrete θ slots."""
+        if gain is not None:
+            delta = delta + gain[:, :, None, None] * x
         if field is not None:
             if gate is None:
                 raise ValueError("a context field needs its extrapolation gate (use condition)")
@@ -197,18 +223,18 @@ class NOABackbone(nn.Module):
         return u + delta * self.field_std[:, None, None]
 
     def _step_cond(self, u: torch.Tensor, cond: torch.Tensor, field: torch.Tensor | None,
-                   gate: torch.Tensor | None, latent_noise: torch.Tensor | None
-                   ) -> torch.Tensor:
-        delta = self.net(self.normalize(u), cond, latent_noise, field)
-        return self._update(u, delta, field, gate)
+                   gate: torch.Tensor | None, gain: torch.Tensor | None,
+                   latent_noise: torch.Tensor | None) -> torch.Tensor:
+        x = self.normalize(u)
+        return self._update(u, x, self.net(x, cond, latent_noise, field), field, gate, gain)
 
     def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor, field: torch.Tensor | None,
-                     gate: torch.Tensor | None, latent_noise: torch.Tensor | None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+                     gate: torch.Tensor | None, gain: torch.Tensor | None,
+                     latent_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(u_{t+1} [B, C, H, W], the heads' pooled features of u_t [B, P]) from one pass."""
-        delta, z, skips = self.net.forward_with_features(self.normalize(u), cond, latent_noise,
-                                                         field)
-        return self._update(u, delta, field, gate), pool_features(z, skips)
+        x = self.normalize(u)
+        delta, z, skips = self.net.forward_with_features(x, cond, latent_noise, field)
+        return self._update(u, x, delta, field, gate, gain), pool_features(z, skips)
 
     def _pool_state(self, u: torch.Tensor, cond: torch.Tensor,
                     field: torch.Tensor | None) -> torch.Tensor:
@@ -229,7 +255,8 @@ class NOABackbone(nn.Module):
                 context: torch.Tensor | None = None, *, grad_window: int | None = None,
                 checkpoint: bool = False, noise: bool = False,
                 generator: torch.Generator | None = None,
-                cond: Conditioning | torch.Tensor | None = None) -> torch.Tensor:
+                cond: Conditioning | torch.Tensor | None = None,
+                grad_offset: int | None = None) -> torch.Tensor:
         """Autoregressive rollout → [B, steps + 1, C, H, W], X_start first.
 
         ``context``: the observed states u_0 … u_K [B, K + 1, C, H, W] (u_start is normally
@@ -239,6 +266,9 @@ class NOABackbone(nn.Module):
             grad_window: W: the first steps − W updates run under ``no_grad`` (warm-up; their
                 states do not require grad) and gradients flow only through the last W. None:
                 every step keeps its graph.
+            grad_offset: with ``grad_window``, the warm-up length: gradients flow through
+                updates offset … offset + W − 1 only (later ones run under ``no_grad`` too);
+                None: steps − W (the last W).
             checkpoint: recompute each grad-window step in the backward pass (activation
                 checkpointing); same gradients, less memory.
             noise: add the stochastic block's latent noise; only when the config enables it.
@@ -247,13 +277,13 @@ class NOABackbone(nn.Module):
             cond: a precomputed ``condition(theta, context)`` to reuse.
         """
         return self._rollout(theta, u_start, steps, context, grad_window, checkpoint, noise,
-                             generator, cond, pooled=False)[0]
+                             generator, cond, pooled=False, grad_offset=grad_offset)[0]
 
     def _rollout(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
                  context: torch.Tensor | None, grad_window: int | None, checkpoint: bool,
                  noise: bool, generator: torch.Generator | None,
-                 cond: Conditioning | torch.Tensor | None, pooled: bool
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 cond: Conditioning | torch.Tensor | None, pooled: bool,
+                 grad_offset: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``rollout`` [B, steps + 1, C, H, W] and, when ``pooled``, the heads' pooled features
         of every state [B, steps + 1, P], taken from the steps' own encoder passes (the last
         state's from one more encoder pass) under the same gradient rule as the step."""
@@ -262,29 +292,35 @@ class NOABackbone(nn.Module):
         if grad_window is not None and grad_window < 0:
             raise ValueError(f"grad_window must be non-negative, got {grad_window}")
         self._check_field(u_start)
-        vec, field, gate = self._as_conditioning(theta, context, cond)
-        warm = 0 if grad_window is None else max(0, steps - grad_window)
+        vec, field, gate, gain = self._as_conditioning(theta, context, cond)
+        warm, end = 0, steps
+        if grad_window is not None:
+            last = max(0, steps - grad_window)
+            warm = last if grad_offset is None else min(max(0, grad_offset), last)
+            end = warm + grad_window
         noisy = noise and self.cfg.stochastic.enabled
         states, pools, u = [u_start], [], u_start
         for t in range(steps):
             eps = (draw_latent_noise(self.cfg.stochastic, t, self.noise_shape(u), u, generator)
                    if noisy else None)
             if pooled:
-                u, feats = self._run(self._step_pooled, t < warm, checkpoint, u, vec, field,
-                                     gate, eps)
+                u, feats = self._run(self._step_pooled, not warm <= t < end, checkpoint, u,
+                                     vec, field, gate, gain, eps)
                 pools.append(feats)
             else:
-                u = self._run(self._step_cond, t < warm, checkpoint, u, vec, field, gate, eps)
+                u = self._run(self._step_cond, not warm <= t < end, checkpoint, u, vec, field,
+                              gate, gain, eps)
             states.append(u)
         if not pooled:
             return torch.stack(states, dim=1), None
-        pools.append(self._run(self._pool_state, steps - 1 < warm, checkpoint, u, vec, field))
+        pools.append(self._run(self._pool_state, not warm <= steps - 1 < end, checkpoint, u,
+                               vec, field))
         return torch.stack(states, dim=1), torch.stack(pools, dim=1)
 
     def forward(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,
                 context: torch.Tensor | None = None, *, grad_window: int | None = None,
                 checkpoint: bool = False, noise: bool = False,
-                generator: torch.Generator | None = None
+                generator: torch.Generator | None = None, grad_offset: int | None = None
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Rollout [B, steps + 1, C, H, W] and heads in one call: the unit DDP wraps, so
         every parameter's gradient is produced inside one forward.
@@ -297,7 +333,8 @@ class NOABackbone(nn.Module):
             raise ValueError(f"the heads need a rollout of at least 1 step, got {steps}")
         cond = self.condition(theta, context)
         rollout, pooled = self._rollout(theta, u_start, steps, context, grad_window, checkpoint,
-                                        noise, generator, cond, pooled=True)
+                                        noise, generator, cond, pooled=True,
+                                        grad_offset=grad_offset)
         return rollout, self.feature_heads.forward_pooled(pooled[:, 0], pooled[:, 1:],
                                                           cond.vector)
 
@@ -375,7 +412,7 @@ class StepModule(nn.Module):
         b = self.backbone
         vec = b.theta_embedding(theta) + context_embedding
         gate = None if context_field is None else b.extrapolation_gate(theta, vec)
-        return b.step(u, cond=Conditioning(vec, context_field, gate))
+        return b.step(u, cond=Conditioning(vec, context_field, gate, b.setting_gain(theta)))
 
 
 class ContextModule(nn.Module):

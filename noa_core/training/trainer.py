@@ -102,6 +102,16 @@ def increment_std(windows: torch.Tensor, field_std: torch.Tensor) -> torch.Tenso
     return _positive_std(inc / field_std.double()[:, None])
 
 
+def window_offset(t: TrainConfig, horizon: int, step: int) -> int | None:
+    """The TBPTT warm-up of a training step: None (the last W updates) unless
+    ``tbptt_position`` is "random", then uniform in 0 … H − W from a generator seeded with
+    (seed, step)."""
+    if t.tbptt_window is None or t.tbptt_position == "end":
+        return None
+    g = torch.Generator().manual_seed(t.seed * 1_000_003 + step + 11)
+    return int(torch.randint(max(0, horizon - t.tbptt_window) + 1, (1,), generator=g))
+
+
 def context_of_step(t: TrainConfig, step: int) -> int:
     """K of a training step: uniform over ``context_range`` from a generator seeded with
     (seed, step); ``context`` when no range is set."""
@@ -192,9 +202,10 @@ class Trainer:
         lo, hi = self.t.context_range
         return list(range(lo, hi + 1))
 
-    def losses(self, rows: torch.Tensor, k: int | None = None) -> dict[str, torch.Tensor]:
+    def losses(self, rows: torch.Tensor, k: int | None = None,
+               offset: int | None = None) -> dict[str, torch.Tensor]:
         """Every loss term and the weighted total for train rows ``rows`` with context K
-        (default ``training.context``)."""
+        (default ``training.context``) and TBPTT warm-up ``offset`` (None: the last W)."""
         t, dev, ds = self.t, self.ctx.device, self.train_ds
         k = t.context if k is None else k
         theta = ds.theta[rows].to(dev)
@@ -206,7 +217,7 @@ class Trainer:
         amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
         with amp:
             pred, heads = self.ddp(theta, u0, self.cfg.dynamics.feature_horizon, context,
-                                   grad_window=t.tbptt_window,
+                                   grad_window=t.tbptt_window, grad_offset=offset,
                                    checkpoint=t.checkpoint_activations)
         pred = pred.float()
         terms = {"traj": trajectory_loss(pred, window)}
@@ -223,12 +234,13 @@ class Trainer:
         terms["total"] = total
         return terms
 
-    def train_step(self, rows: torch.Tensor, k: int | None = None) -> dict[str, float] | None:
-        """One optimiser step on global batch ``rows`` with context K; None when skipped as
-        non-finite."""
+    def train_step(self, rows: torch.Tensor, k: int | None = None,
+                   offset: int | None = None) -> dict[str, float] | None:
+        """One optimiser step on global batch ``rows`` with context K and TBPTT warm-up
+        ``offset``; None when skipped as non-finite."""
         self.ddp.train()
         self.opt.zero_grad(set_to_none=True)
-        terms = self.losses(self._local(rows), k)
+        terms = self.losses(self._local(rows), k, offset)
         finite = bool(torch.isfinite(terms["total"]))
         norm = torch.tensor(float("nan"))
         if finite or self.ctx.world > 1:
@@ -322,7 +334,8 @@ class Trainer:
             if budget is not None and time.perf_counter() - started > budget:
                 break
             rows = batch_indices(len(self.train_ds), t.batch_size, self.step, t.seed)
-            last = self.train_step(rows, context_of_step(t, self.step)) or last
+            offset = window_offset(t, self.cfg.dynamics.feature_horizon, self.step)
+            last = self.train_step(rows, context_of_step(t, self.step), offset) or last
             self.step += 1
             bar.update(1)
             if last is not None and self.step % t.log_every == 0:

@@ -56,6 +56,26 @@ def test_rollout_shape_starts_with_x_start() -> None:
         m.rollout(theta, torch.randn(3, C, 18, 18), 1)
 
 
+def test_a_window_with_an_offset_carries_gradients_through_its_own_updates_only() -> None:
+    """grad_offset 1, W 2 over 5 updates: states 2 and 3 (updates 1 and 2) carry gradients,
+    the warm-up before and the no-grad tail after do not; the values are the plain rollout's."""
+    m = _model()
+    theta, u = _inputs()
+    params = [p for p in m.parameters() if p.requires_grad]
+
+    def reaches(out: torch.Tensor, t: int) -> bool:
+        grads = torch.autograd.grad(out[:, t].square().sum(), params, allow_unused=True,
+                                    retain_graph=True)
+        return any(g is not None and bool(g.any()) for g in grads)
+
+    out = m.rollout(theta, u, 5, grad_window=2, grad_offset=1)
+    assert [reaches(out, t) for t in range(1, 6)] == [False, True, True, False, False]
+    with torch.no_grad():
+        torch.testing.assert_close(out, m.rollout(theta, u, 5), rtol=0, atol=0)
+    late = m.rollout(theta, u, 5, grad_window=2, grad_offset=9)  # clamped to the last W
+    assert [reaches(late, t) for t in range(1, 6)] == [False, False, False, True, True]
+
+
 def test_tbptt_warm_up_has_no_gradient_path() -> None:
     m = _model()
     theta, u = _inputs()

@@ -13,7 +13,7 @@ from noa_core.data.hdf5_reader import DatasetReader
 from noa_core.dynamics.rollout import fixed_num_threads
 from noa_core.errors import ConfigError
 from noa_core.training.data import ReplayWindows
-from noa_core.training.trainer import Trainer, batch_indices, context_of_step
+from noa_core.training.trainer import Trainer, batch_indices, context_of_step, window_offset
 
 
 def _with_training(cfg: NOAConfig, **training: object) -> NOAConfig:
@@ -31,6 +31,19 @@ def test_each_step_draws_its_k_from_the_range_reproducibly(train_cfg: NOAConfig)
     assert ks != [context_of_step(other.training, s) for s in range(60)]
     fixed = _with_training(train_cfg, context=1, context_range=None)
     assert {context_of_step(fixed.training, s) for s in range(20)} == {1}
+
+
+def test_the_tbptt_window_sits_at_the_end_or_where_the_step_draws_it(
+        train_cfg: NOAConfig) -> None:
+    h = train_cfg.dynamics.feature_horizon
+    end = _with_training(train_cfg, tbptt_window=4)
+    assert {window_offset(end.training, h, s) for s in range(10)} == {None}
+    rand = _with_training(train_cfg, tbptt_window=4, tbptt_position="random")
+    offsets = [window_offset(rand.training, h, s) for s in range(80)]
+    assert offsets == [window_offset(rand.training, h, s) for s in range(80)]
+    assert set(offsets) == set(range(h - 4 + 1))  # every warm-up 0 … H − W is drawn
+    whole = _with_training(train_cfg, tbptt_window=None, tbptt_position="random")
+    assert window_offset(whole.training, h, 3) is None
 
 
 @pytest.mark.parametrize(("training", "message"), [
