@@ -498,6 +498,10 @@ class ModelConfig(StrictModel):
     theta_embed_dim: int = Field(64, ge=2)  # also the width of the conditioning vector
     context_max: int = Field(0, ge=0)  # largest K the context encoder accepts (K = 0: none)
     context_embed_dim: int = Field(64, ge=1)
+    # The discrete θ slot whose setting selects the update rule. The extrapolation gate and the
+    # per-setting linear gain keep one entry per setting of it (learnt apart: extrapolating and
+    # contracting are right for one rule and ruinous for the other); None: neither table.
+    rule_slot: str | None = "update_policy"
     heads: HeadsConfig = HeadsConfig()
     stochastic: StochasticConfig = StochasticConfig()
     dropout: float = Field(0.0, ge=0, lt=1)

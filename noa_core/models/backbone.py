@@ -9,11 +9,11 @@ transitions; the rollout starts at u_K). The encoder gives the context embedding
 field F [B, 2C, H, W] (mean and last increment); with context, Δ also gains
 g·s·F_mean, the mean observed increment scaled by a gate g [B, C] that starts at zero: the model
 can extrapolate the observed motion and learns when to. g = G_1(cond) + a·G_2(settings(θ))
-(a = ``GATE_TABLE_SCALE``): a table over the discrete θ settings (``ThetaEmbedding.settings``)
-gives each update policy its own gate weight, since extrapolating is right for one policy and
-ruinous for another and a shared weight's optimiser statistics would be swamped by the ruinous
-side. K = 0 (None, or a single state) runs none of this: the outputs are those of the same
-weights with the context branch removed, bit for bit.
+(a = ``GATE_TABLE_SCALE``): a table over the settings of the rule slot (the update policy,
+``ThetaEmbedding.settings``) gives each update policy its own gate weight, since extrapolating
+is right for one policy and ruinous for another and a shared weight's optimiser statistics
+would be swamped by the ruinous side. K = 0 (None, or a single state) runs none of this: the
+outputs are those of the same weights with the context branch removed, bit for bit.
 """
 
 from __future__ import annotations
@@ -68,15 +68,19 @@ class NOABackbone(nn.Module):
         horizon: rollout length used by ``heads`` when no rollout is given (the feature horizon H).
         theta_edges: per slot, the unit values where a discrete slot's setting changes
             (``ThetaSpace.edges``); None: every slot is read as a coordinate only.
+        rule_slot: the θ slot of ``model.rule_slot`` (its settings index the gate and gain
+            tables); None: no tables.
     """
 
     def __init__(self, cfg: ModelConfig, channels: int, theta_dim: int,
                  theta_mask: Sequence[bool] | None = None, horizon: int | None = None,
-                 theta_edges: Sequence[Sequence[float]] | None = None) -> None:
+                 theta_edges: Sequence[Sequence[float]] | None = None,
+                 rule_slot: int | None = None) -> None:
         super().__init__()
         self.cfg, self.channels, self.theta_dim, self.horizon = cfg, channels, theta_dim, horizon
         dim = cfg.theta_embed_dim
-        self.theta_embedding = ThetaEmbedding(theta_dim, dim, theta_mask, theta_edges)
+        self.theta_embedding = ThetaEmbedding(theta_dim, dim, theta_mask, theta_edges,
+                                              rule_slot)
         self.context_encoder = (
             ContextEncoder(channels, cfg.base_channels, cfg.context_embed_dim, dim,
                            cfg.context_max)
@@ -89,8 +93,8 @@ class NOABackbone(nn.Module):
         self.drift_gate = ZeroLinear(dim, channels) if context else None
         self.drift_table = ZeroLinear(settings, channels, bias=False) \
             if context and settings else None
-        # Δ gains b·G_3(settings(θ))·(u − μ_f)/σ_f: a per-setting linear rate, learnt per
-        # update policy apart (one policy contracts the field, the other does not).
+        # Δ gains b·G_3(settings(θ))·(u − μ_f)/σ_f: a linear rate per setting of the rule slot,
+        # learnt per update policy apart (one policy contracts the field, the other does not).
         self.gain_table = ZeroLinear(settings, channels, bias=False) if settings else None
         ch = cfg.level_channels
         self.feature_heads = FeatureHeads(cfg.heads, ch[-1], ch[:-1], dim)

@@ -82,7 +82,8 @@ class ThetaEmbedding(nn.Module):
 
     def __init__(self, theta_dim: int, embed_dim: int,
                  theta_mask: Sequence[bool] | None = None,
-                 theta_edges: Sequence[Sequence[float]] | None = None) -> None:
+                 theta_edges: Sequence[Sequence[float]] | None = None,
+                 rule_slot: int | None = None) -> None:
         super().__init__()
         mask = [True] * theta_dim if theta_mask is None else [bool(m) for m in theta_mask]
         if len(mask) != theta_dim:
@@ -105,8 +106,9 @@ class ThetaEmbedding(nn.Module):
             nn.Linear(len(index) + len(pairs), embed_dim), nn.GELU(),
             nn.Linear(embed_dim, embed_dim),
         )
-        # Every setting of every sampled discrete slot as a unit interval [lo, hi) of θ_s.
-        bounds = [(i, lo, hi) for i in index if edges[i]
+        # Every setting of the rule slot as a unit interval [lo, hi) of θ_s.
+        rule = [] if rule_slot is None else [rule_slot]
+        bounds = [(i, lo, hi) for i in rule if edges[i]
                   for lo, hi in zip([-1.0, *map(float, edges[i])],
                                     [*map(float, edges[i]), 2.0], strict=True)]
         self.register_buffer("setting_slot", torch.tensor([i for i, _, _ in bounds],
@@ -116,13 +118,13 @@ class ThetaEmbedding(nn.Module):
 
     @property
     def num_settings(self) -> int:
-        """S: the settings of all sampled discrete slots together (0 if there are none)."""
+        """S: the settings of the rule slot (0 without one)."""
         return int(self.setting_slot.numel())
 
     def settings(self, theta: torch.Tensor) -> torch.Tensor:
-        """θ [B, P] → [B, S]: 1 for the setting each discrete slot takes, else 0 (one-hot per
-        slot). A layer reading these has one weight per setting, fed only by the operators
-        that have it, so its optimiser statistics are not shared across settings."""
+        """θ [B, P] → [B, S]: one-hot of the rule slot's setting. A layer reading these has
+        one weight per setting, fed only by the operators that have it, so its optimiser
+        statistics are not shared across settings."""
         x = theta.index_select(1, self.setting_slot)
         lo, hi = self.setting_lo.to(theta.dtype), self.setting_hi.to(theta.dtype)
         return ((x >= lo) & (x < hi)).to(self.mlp[0].weight.dtype)

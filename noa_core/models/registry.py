@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from noa_core.config import ModelConfig, NOAConfig
 from noa_core.errors import ConfigError
@@ -25,6 +26,7 @@ def build_model(cfg: NOAConfig | ModelConfig, channels: int | None = None,
     declaration; explicit arguments override them.
     """
     theta_edges: list[list[float]] | None = None
+    rule_slot: int | None = None
     if isinstance(cfg, NOAConfig):
         from noa_core.dynamics.parameters import ThetaSpace
 
@@ -36,10 +38,26 @@ def build_model(cfg: NOAConfig | ModelConfig, channels: int | None = None,
             theta_mask = [i in sampled for i in range(space.dim)]
         if theta_dim == space.dim:
             theta_edges = space.edges()
+            rule_slot = _rule_slot(cfg.model.rule_slot, space)
         horizon = cfg.dynamics.feature_horizon if horizon is None else horizon
         cfg = cfg.model
     if channels is None or theta_dim is None:
         raise ConfigError("build_model from a model section needs channels and theta_dim")
     if cfg.name not in MODELS:
         raise ConfigError(f"model.name {cfg.name!r} is unknown; known: {', '.join(MODELS)}")
-    return MODELS[cfg.name](cfg, channels, theta_dim, theta_mask, horizon, theta_edges)
+    return MODELS[cfg.name](cfg, channels, theta_dim, theta_mask, horizon, theta_edges,
+                            rule_slot)
+
+
+def _rule_slot(name: str | None, space: Any) -> int | None:
+    """Index of ``model.rule_slot`` in θ; it must be a sampled discrete slot."""
+    if name is None:
+        return None
+    if name not in space.names:
+        raise ConfigError(f"model.rule_slot {name!r} is not a θ slot; slots: "
+                          f"{', '.join(space.names)}")
+    i = space.names.index(name)
+    if i not in space.sampled or not space.edges()[i]:
+        raise ConfigError(f"model.rule_slot {name!r} must be a sampled discrete slot (integer, "
+                          "choice or boolean with more than one setting)")
+    return i
