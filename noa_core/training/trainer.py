@@ -143,15 +143,19 @@ class Trainer:
     """One training run writing into ``out``."""
 
     def __init__(self, cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path,
-                 out: str | Path, progress: bool = True) -> None:
+                 out: str | Path, progress: bool = True,
+                 dtype: torch.dtype = torch.float32) -> None:
+        """``dtype``: of the model, the tokenizer and every tensor fed to them; float64 is for
+        numerical checks (the DDP test compares layouts far below float32 rounding)."""
         self.cfg, self.t = cfg, cfg.training
+        self.dtype = dtype
         self.out = Path(out)
         self.progress = progress
         self.ctx = distributed_context()
         torch.manual_seed(self.t.seed)  # once, from the config
         horizon = cfg.dynamics.feature_horizon
         self.schema = feature_schema(horizon)
-        self.tok = Tokenizer.from_checkpoint(tokenizer_dir)
+        self.tok = Tokenizer.from_checkpoint(tokenizer_dir).to(dtype)
         self.tok.check_schema(self.schema, f"features of horizon {horizon}")
         self.tokenizer_dir = Path(tokenizer_dir)
         self.extractor = FeatureExtractor(self.schema)
@@ -162,9 +166,9 @@ class Trainer:
         self.replay = Path(replay)
         # Alignment targets depend on where the window starts: one set per K served.
         self.targets = {k: precompute_targets(self.tok, self.extractor,
-                                              self.train_ds.all_windows(k))
+                                              self.train_ds.all_windows(k).to(dtype))
                         for k in self.contexts}
-        self.model: NOABackbone = build_model(cfg).to(self.ctx.device)
+        self.model: NOABackbone = build_model(cfg).to(self.ctx.device, dtype)
         states = self.train_ds.all_states()
         mean, std = field_stats(states)
         self.model.set_field_stats(mean, std, increment_std(states, std))
@@ -208,10 +212,10 @@ class Trainer:
         (default ``training.context``) and TBPTT warm-up ``offset`` (None: the last W)."""
         t, dev, ds = self.t, self.ctx.device, self.train_ds
         k = t.context if k is None else k
-        theta = ds.theta[rows].to(dev)
-        window = torch.stack([ds.window(int(i), k) for i in rows]).to(dev)
+        theta = ds.theta[rows].to(dev, self.dtype)
+        window = torch.stack([ds.window(int(i), k) for i in rows]).to(dev, self.dtype)
         u0 = window[:, 0, 0]  # realization 0's state K: what was observed last
-        context = (torch.stack([ds.context_states(int(i), k) for i in rows]).to(dev)
+        context = (torch.stack([ds.context_states(int(i), k) for i in rows]).to(dev, self.dtype)
                    if k > 0 else None)
         target = self.targets[k].rows(rows)
         amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
@@ -219,11 +223,11 @@ class Trainer:
             pred, heads = self.ddp(theta, u0, self.cfg.dynamics.feature_horizon, context,
                                    grad_window=t.tbptt_window, grad_offset=offset,
                                    checkpoint=t.checkpoint_activations)
-        pred = pred.float()
+        pred = pred.to(self.dtype)  # back from bf16 under autocast
         terms = {"traj": trajectory_loss(pred, window)}
         terms.update(alignment_terms(self.tok, self.extractor, pred, target,
                                      with_recon=t.loss_mode == "vq_led"))
-        terms["heads"] = heads_loss({k: v.float() for k, v in heads.items()}, target)
+        terms["heads"] = heads_loss({k: v.to(self.dtype) for k, v in heads.items()}, target)
         w = t.weights
         if t.loss_mode == "mse_led":
             total = (w.traj * terms["traj"] + w.latent * terms["latent"]
@@ -281,14 +285,14 @@ class Trainer:
         sq_pred, sq_pers = [], []
         for lo in range(0, len(ds), 16):
             rows = torch.arange(lo, min(len(ds), lo + 16))
-            window = torch.stack([ds.window(int(i)) for i in rows]).to(dev)
+            window = torch.stack([ds.window(int(i)) for i in rows]).to(dev, self.dtype)
             mean = window[:, :, 1:].mean(1)
             u0 = window[:, 0, 0]
-            context = (torch.stack([ds.context_states(int(i)) for i in rows]).to(dev)
+            context = (torch.stack([ds.context_states(int(i)) for i in rows]).to(dev, self.dtype)
                        if k > 0 else None)
-            pred = self.model.rollout(ds.theta[rows].to(dev), u0,
+            pred = self.model.rollout(ds.theta[rows].to(dev, self.dtype), u0,
                                       self.cfg.dynamics.feature_horizon, context)
-            sq_pred.append((pred[:, 1:].float() - mean).pow(2).flatten(1).mean(1).cpu())
+            sq_pred.append((pred[:, 1:].to(self.dtype) - mean).pow(2).flatten(1).mean(1).cpu())
             sq_pers.append((u0[:, None] - mean).pow(2).flatten(1).mean(1).cpu())
         e_pred, e_pers = torch.cat(sq_pred).numpy(), torch.cat(sq_pers).numpy()
         out: dict[str, Any] = {"val_traj_mse": float(e_pred.mean()),

@@ -35,7 +35,8 @@ def test_derangement_moves_every_operator_reproducibly() -> None:
 def _extrapolator(eval_setup: dict[str, Path], root: Path, gate: float) -> Path:
     """The fixture's checkpoint with its context reduced to the drift gate (bias ``gate``):
     the encoder's embedding and the context stem silenced, so the context acts only as the
-    extrapolated mean increment."""
+    extrapolated mean increment; the per-policy gain (perturbed in the fixture, and no part of
+    the context) silenced too, so the model's own motion is the extrapolation."""
     model, cfg, _ = load_model_checkpoint(eval_setup["checkpoint"])
     with torch.no_grad():
         model.context_encoder.mlp[-1].weight.zero_()
@@ -44,6 +45,7 @@ def _extrapolator(eval_setup: dict[str, Path], root: Path, gate: float) -> Path:
         model.drift_gate.weight.zero_()
         model.drift_gate.bias.fill_(gate)
         model.drift_table.weight.zero_()
+        model.gain_table.weight.zero_()
     out = root / f"gate{gate}" / "checkpoint"
     save_model_checkpoint(out, model.eval(), cfg, feature_schema(cfg.dynamics.feature_horizon),
                           eval_setup["tokenizer"], {"step": 0})

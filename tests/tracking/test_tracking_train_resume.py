@@ -45,10 +45,10 @@ def _die_after(step: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the optimiser step after ``step`` raise, as an evicted pod would stop."""
     real = Trainer.train_step
 
-    def dying(self: Trainer, rows: torch.Tensor) -> dict[str, float] | None:
+    def dying(self: Trainer, rows: torch.Tensor, *args: int | None) -> dict[str, float] | None:
         if self.step == step:
             raise RuntimeError("pod evicted")
-        return real(self, rows)
+        return real(self, rows, *args)
 
     monkeypatch.setattr(Trainer, "train_step", dying)
 

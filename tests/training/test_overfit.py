@@ -71,6 +71,8 @@ model:
   afno_num_blocks: 4
   heads: {initial: 42, summary: 128, temporal: 128, hidden: 32}
 training:
+  context: 0               # θ alone: the criterion is about θ conditioning (issue 4)
+  context_range: null
   batch_size: 4
   max_steps: 400
   warmup_steps: 10
