@@ -27,6 +27,14 @@ from typing import Any
 
 from noa_core.errors import EvaluationError
 
+# The graphs' tensor names: one source for the exporter and for `noa predict` (which loads no
+# torch, so they live here and not in onnx_export).
+INPUT_NAMES: tuple[str, str, str] = ("theta", "context_embedding", "u")
+FIELD_INPUT = "context_field"  # the fourth step input of a model with a context encoder
+CONTEXT_INPUT = "context"
+CONTEXT_OUTPUTS: tuple[str, str] = ("context_embedding", FIELD_INPUT)
+OUTPUT_NAME = "u_next"
+
 FORMAT = "noa-step-onnx"
 FORMAT_VERSION = 1
 PREFIX = "noa."

@@ -27,13 +27,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from noa_core.export.metadata import (
+    CONTEXT_INPUT,
+    CONTEXT_OUTPUTS,
+    FIELD_INPUT,
+    INPUT_NAMES,
+    OUTPUT_NAME,
+)
 from noa_core.models.backbone import ContextModule, NOABackbone, StepModule
 
-INPUT_NAMES: tuple[str, str, str] = ("theta", "context_embedding", "u")
-FIELD_INPUT = "context_field"  # the fourth step input of a model with a context encoder
-CONTEXT_INPUT = "context"
-CONTEXT_OUTPUTS: tuple[str, str] = ("context_embedding", "context_field")
-OUTPUT_NAME = "u_next"
+__all__ = ["CONTEXT_INPUT", "CONTEXT_OUTPUTS", "FIELD_INPUT", "INPUT_NAMES", "OPSET",
+           "OUTPUT_NAME", "check_parity", "context_path", "export_context_encoder", "export_step",
+           "input_names", "onnx_context", "onnx_rollout", "rollout_parity", "run_onnx", "session",
+           "step_inputs"]
+
 OPSET = 20
 
 StepBatch = Mapping[str, torch.Tensor] | Sequence[torch.Tensor]

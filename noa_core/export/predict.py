@@ -31,16 +31,18 @@ import h5py
 import numpy as np
 
 from noa_core.errors import EvaluationError
-from noa_core.export.metadata import read_metadata
+from noa_core.export.metadata import (
+    CONTEXT_INPUT,
+    CONTEXT_OUTPUTS,
+    FIELD_INPUT,
+    OUTPUT_NAME,
+    read_metadata,
+)
 
 PREDICTIONS = "predictions/fields"
 PARAMS = "parameters/params"
 SAMPLE_IDS = "metadata/sample_ids"
 KIND = "predictions"
-OUTPUT_NAME = "u_next"
-FIELD_INPUT = "context_field"  # the names of noa_core.export.onnx_export (which needs torch)
-CONTEXT_INPUT = "context"
-CONTEXT_OUTPUTS = ("context_embedding", "context_field")
 
 
 def _session(onnx_path: Path, threads: int) -> Any:
