@@ -549,6 +549,9 @@ class TrainConfig(StrictModel):
     loss_mode: Literal["mse_led", "vq_led"] = "mse_led"
     weights: LossWeights = LossWeights()
     vq_led_traj_weight: float = Field(0.3, ge=0)  # λ_traj when loss_mode is vq_led
+    # Steps over which the alignment weights (latent, commit, recon, heads) ramp linearly from
+    # ~0 to their values, the trajectory term at full weight throughout; 0: no ramp.
+    alignment_warmup: int = Field(0, ge=0)
     batch_size: int = Field(8, ge=1)  # global batch (split across DDP ranks)
     max_steps: int = Field(2000, ge=1)
     max_minutes: float | None = Field(None, gt=0)  # wall-clock budget; stops cleanly

@@ -102,6 +102,14 @@ def increment_std(windows: torch.Tensor, field_std: torch.Tensor) -> torch.Tenso
     return _positive_std(inc / field_std.double()[:, None])
 
 
+def alignment_factor(t: TrainConfig, step: int) -> float:
+    """The share a ∈ (0, 1] of the alignment weights (latent, commit, recon, heads) at a step:
+    (step + 1) / ``alignment_warmup`` until it reaches 1; 1 without a warm-up."""
+    if t.alignment_warmup == 0:
+        return 1.0
+    return min(1.0, (step + 1) / t.alignment_warmup)
+
+
 def window_offset(t: TrainConfig, horizon: int, step: int) -> int | None:
     """The TBPTT warm-up of a training step: None (the last W updates) unless
     ``tbptt_position`` is "random", then uniform in 0 … H − W from a generator seeded with
@@ -228,13 +236,13 @@ class Trainer:
         terms.update(alignment_terms(self.tok, self.extractor, pred, target,
                                      with_recon=t.loss_mode == "vq_led"))
         terms["heads"] = heads_loss({k: v.to(self.dtype) for k, v in heads.items()}, target)
-        w = t.weights
+        w, a = t.weights, alignment_factor(t, self.step)
         if t.loss_mode == "mse_led":
-            total = (w.traj * terms["traj"] + w.latent * terms["latent"]
-                     + w.commit * terms["commit"] + w.heads * terms["heads"])
+            total = (w.traj * terms["traj"] + a * (w.latent * terms["latent"]
+                     + w.commit * terms["commit"] + w.heads * terms["heads"]))
         else:
-            total = (w.recon * terms["recon"] + w.commit * terms["commit"]
-                     + t.vq_led_traj_weight * terms["traj"] + w.heads * terms["heads"])
+            total = (a * (w.recon * terms["recon"] + w.commit * terms["commit"]
+                          + w.heads * terms["heads"]) + t.vq_led_traj_weight * terms["traj"])
         terms["total"] = total
         return terms
 

@@ -97,3 +97,25 @@ def test_cli_train(train_config_path: Path, train_data: tuple[Path, Path], tmp_p
                  "--tokenizer", str(tok), "--out", str(tmp_path), "--max-steps", "2",
                  "--no-progress"]) == 0
     assert "2 steps (0 skipped as non-finite)" in capsys.readouterr().out
+
+
+def test_the_alignment_weights_ramp_in_over_their_warm_up(train_data: tuple[Path, Path],
+                                                         train_cfg: NOAConfig,
+                                                         tmp_path: Path) -> None:
+    """total = λ_traj·L_traj + a·(λ_latent·L_latent + λ_commit·L_commit + λ_heads·L_heads) with
+    a = (step + 1)/warm-up, then 1."""
+    from noa_core.training.trainer import alignment_factor
+
+    cfg = _cfg(train_cfg, alignment_warmup=4)
+    assert [alignment_factor(cfg.training, s) for s in range(6)] == [0.25, 0.5, 0.75, 1, 1, 1]
+    assert alignment_factor(train_cfg.training, 0) == 1.0  # no warm-up by default
+    data, tok = train_data
+    trainer = Trainer(cfg, data, tok, tmp_path, progress=False)
+    w = cfg.training.weights
+    rows = torch.arange(4)
+    with torch.no_grad():
+        for step, a in ((0, 0.25), (9, 1.0)):
+            trainer.step = step
+            t = trainer.losses(rows)
+            aligned = w.latent * t["latent"] + w.commit * t["commit"] + w.heads * t["heads"]
+            torch.testing.assert_close(t["total"], w.traj * t["traj"] + a * aligned)
