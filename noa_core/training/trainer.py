@@ -235,7 +235,8 @@ class Trainer:
         terms = {"traj": trajectory_loss(pred, window)}
         terms.update(alignment_terms(self.tok, self.extractor, pred, target,
                                      with_recon=t.loss_mode == "vq_led"))
-        terms["heads"] = heads_loss({k: v.to(self.dtype) for k, v in heads.items()}, target)
+        terms["heads"] = heads_loss({name: v.to(self.dtype) for name, v in heads.items()},
+                                    target)
         w, a = t.weights, alignment_factor(t, self.step)
         if t.loss_mode == "mse_led":
             total = (w.traj * terms["traj"] + a * (w.latent * terms["latent"]
