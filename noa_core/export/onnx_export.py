@@ -12,8 +12,10 @@ input ``context`` [B, K + 1, C, H, W] (the observed states u_0 … u_K, K dynami
 and fed to every step. For K = 0 both are zeros, which gives exactly the context-free step.
 
 ``check_parity`` compares one step; ``rollout_parity`` an H-step rollout (ONNX Runtime alone,
-``onnx_rollout``, against the model's own ``rollout``). The stage ``noa export`` around them is
-``noa_core.export.stage``; ``noa predict`` is ``noa_core.export.predict``.
+``noa_core.export.predict.rollout``, against the model's own ``rollout``). The stage
+``noa export`` around them is ``noa_core.export.stage``; ``noa predict`` is
+``noa_core.export.predict`` (torch-free: the session, the ONNX rollout loop and the encoder call
+live there and serve this module too).
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from noa_core.export.metadata import (
     INPUT_NAMES,
     OUTPUT_NAME,
 )
+from noa_core.export.predict import encode_context, ort_session
+from noa_core.export.predict import rollout as ort_rollout
 from noa_core.models.backbone import ContextModule, NOABackbone, StepModule
 
 __all__ = ["CONTEXT_INPUT", "CONTEXT_OUTPUTS", "FIELD_INPUT", "INPUT_NAMES", "OPSET",
            "OUTPUT_NAME", "check_parity", "context_path", "export_context_encoder", "export_step",
-           "input_names", "onnx_context", "onnx_rollout", "rollout_parity", "run_onnx", "session",
+           "input_names", "rollout_parity", "run_onnx", "session",
            "step_inputs"]
 
 OPSET = 20
@@ -140,23 +144,13 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], inputs: Seq
     return path
 
 
-def _session(onnx_path: str | Path, threads: int):  # onnxruntime is imported lazily
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads  # 0: ORT's default (all cores)
-    # ORT's buffer re-use inside DFT can fail on symbolic shapes; off, it is always safe.
-    opts.enable_mem_reuse = False
-    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-
-
 def _graph_inputs(sess: Any) -> tuple[str, ...]:
     return tuple(i.name for i in sess.get_inputs())
 
 
 def run_onnx(onnx_path: str | Path, inputs: StepBatch, threads: int = 1) -> torch.Tensor:
     """Run the exported step in ONNX Runtime (CPU, ``threads`` intra-op threads) → u_next."""
-    sess = _session(onnx_path, threads)
+    sess = session(onnx_path, threads)
     names = _graph_inputs(sess)
     args = _as_args(inputs, names)
     feeds = {n: t.numpy() for n, t in zip(names, args, strict=True)}
@@ -179,39 +173,9 @@ def check_parity(model: NOABackbone, onnx_path: str | Path, inputs: StepBatch,
     return float((err / scale).max())
 
 
-def session(onnx_path: str | Path, threads: int = 1):
-    """An ONNX Runtime CPU session of the exported step (``threads`` intra-op threads; 0: ORT's
-    default), created once and reused across the steps of a rollout."""
-    return _session(onnx_path, threads)
-
-
-def onnx_rollout(sess: Any, theta: np.ndarray, context_embedding: np.ndarray,
-                 u_start: np.ndarray, steps: int, context_field: np.ndarray | None = None
-                 ) -> np.ndarray:
-    """Roll the exported step out in ONNX Runtime alone: [B, steps + 1, C, H, W], X_start
-    first. theta [B, P], context_embedding [B, E], u_start [B, C, H, W], context_field
-    [B, 2C, H, W] for a graph that takes it (float32 arrays)."""
-    u = np.ascontiguousarray(u_start, dtype=np.float32)
-    feeds = {"theta": np.ascontiguousarray(theta, dtype=np.float32),
-             "context_embedding": np.ascontiguousarray(context_embedding, dtype=np.float32)}
-    if FIELD_INPUT in _graph_inputs(sess):
-        if context_field is None:
-            raise ValueError(f"this graph takes {FIELD_INPUT}; give zeros for K = 0")
-        feeds[FIELD_INPUT] = np.ascontiguousarray(context_field, dtype=np.float32)
-    out = np.empty((u.shape[0], steps + 1, *u.shape[1:]), dtype=np.float32)
-    out[:, 0] = u
-    for t in range(1, steps + 1):
-        (u,) = sess.run([OUTPUT_NAME], {**feeds, "u": u})
-        out[:, t] = u
-    return out
-
-
-def onnx_context(sess: Any, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The exported context encoder: u_0 … u_K [B, K + 1, C, H, W] → (context_embedding
-    [B, E], context_field [B, 2C, H, W])."""
-    emb, field = sess.run(list(CONTEXT_OUTPUTS),
-                          {CONTEXT_INPUT: np.ascontiguousarray(context, dtype=np.float32)})
-    return emb, field
+def session(onnx_path: str | Path, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session of an exported graph (``threads`` intra-op threads)."""
+    return ort_session(onnx_path, threads)
 
 
 def rollout_parity(model: NOABackbone, onnx_path: str | Path, theta: torch.Tensor,
@@ -231,10 +195,11 @@ def rollout_parity(model: NOABackbone, onnx_path: str | Path, theta: torch.Tenso
         ref = ref_model.rollout(theta, u_start, steps, context)
         feeds = {k: v.numpy() for k, v in step_inputs(ref_model, theta, u_start).items()}
     if context is not None and context.shape[1] >= 2:
-        feeds["context_embedding"], feeds[FIELD_INPUT] = onnx_context(
+        feeds["context_embedding"], feeds[FIELD_INPUT] = encode_context(
             session(context_path(onnx_path), threads), context.detach().float().cpu().numpy())
-    got = onnx_rollout(session(onnx_path, threads), feeds["theta"], feeds["context_embedding"],
-                       u_start.numpy(), steps, feeds.get(FIELD_INPUT))
+    theta_np = feeds.pop("theta")
+    feeds.pop("u")
+    got = ort_rollout(session(onnx_path, threads), theta_np, u_start.numpy(), steps, feeds)
     ref_np = ref.numpy().astype(np.float64)
     err = np.abs(got.astype(np.float64) - ref_np).reshape(len(ref_np), -1).max(1)
     scale = np.maximum(ref_np.reshape(len(ref_np), -1).std(1), 1e-12)

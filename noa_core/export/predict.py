@@ -45,7 +45,9 @@ SAMPLE_IDS = "metadata/sample_ids"
 KIND = "predictions"
 
 
-def _session(onnx_path: Path, threads: int) -> Any:
+def ort_session(onnx_path: str | Path, threads: int = 0) -> Any:
+    """An ONNX Runtime CPU session (``threads`` intra-op threads; 0: ORT's default), created
+    once and reused across the steps of a rollout."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -62,13 +64,20 @@ def context_feeds(sess: Any, encoder: Any | None, context: np.ndarray | None, ba
     zeros (K = 0); ``context_field`` only where the step graph takes it."""
     takes_field = FIELD_INPUT in {i.name for i in sess.get_inputs()}
     if context is not None and context.shape[1] >= 2:
-        emb, field = encoder.run(list(CONTEXT_OUTPUTS), {
-            CONTEXT_INPUT: np.ascontiguousarray(context, dtype=np.float32)})
+        emb, field = encode_context(encoder, context)
         return {"context_embedding": emb} | ({FIELD_INPUT: field} if takes_field else {})
     feeds = {"context_embedding": np.zeros((batch, embed_dim), dtype=np.float32)}
     if takes_field:
         feeds[FIELD_INPUT] = np.zeros((batch, *field_shape), dtype=np.float32)
     return feeds
+
+
+def encode_context(encoder: Any, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exported context encoder's session: u_0 … u_K [B, K + 1, C, H, W] →
+    (context_embedding [B, E], context_field [B, 2C, H, W])."""
+    emb, field = encoder.run(list(CONTEXT_OUTPUTS),
+                             {CONTEXT_INPUT: np.ascontiguousarray(context, dtype=np.float32)})
+    return emb, field
 
 
 def rollout(sess: Any, theta: np.ndarray, u_start: np.ndarray, steps: int,
@@ -134,7 +143,7 @@ def _encoder(onnx_path: Path, meta: dict[str, Any], k: int, threads: int) -> tup
         raise EvaluationError(f"{path}: the context encoder of {onnx_path.name} "
                               f"(noa.context_encoder) is missing; `noa export` writes both "
                               f"files, and K = {k} needs it")
-    return _session(path, threads), path
+    return ort_session(path, threads), path
 
 
 def predict(onnx_path: str | Path, replay: str | Path, out: str | Path, *, split: str = "test",
@@ -152,7 +161,7 @@ def predict(onnx_path: str | Path, replay: str | Path, out: str | Path, *, split
         raise EvaluationError(f"--steps {steps}: expected at least 1")
     k = _context_k(onnx_path, meta, context)
     ids, theta, start, ctx, what = _inputs(replay, split, meta, k)
-    sess = _session(onnx_path, threads)
+    sess = ort_session(onnx_path, threads)
     encoder, encoder_path = _encoder(onnx_path, meta, k, threads) if k else (None, None)
     field_shape = (2 * start.shape[1], *start.shape[2:])
     n = len(ids)

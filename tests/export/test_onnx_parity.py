@@ -15,11 +15,11 @@ from noa_core.export import check_parity, export_step, step_inputs
 from noa_core.export.onnx_export import (
     context_path,
     export_context_encoder,
-    onnx_context,
     rollout_parity,
     run_onnx,
     session,
 )
+from noa_core.export.predict import encode_context
 from noa_core.models import NOABackbone, StepModule, build_model, perturb_zero_layers
 from noa_core.models.afno import SpectralFilter
 
@@ -80,7 +80,7 @@ def test_the_exported_encoder_serves_every_k(exported: tuple[NOABackbone, Path],
     model, path = exported
     g = torch.Generator().manual_seed(k)
     ctx = torch.randn(3, k + 1, C, G, G, generator=g)
-    emb, field = onnx_context(session(context_path(path)), ctx.numpy())
+    emb, field = encode_context(session(context_path(path)), ctx.numpy())
     with torch.no_grad():
         ref_emb, ref_field = model.eval().encode_context(ctx, 3)
     np.testing.assert_allclose(emb, ref_emb.numpy(), atol=1e-5, rtol=1e-4)
