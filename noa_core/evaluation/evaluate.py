@@ -177,10 +177,9 @@ def derangement(n: int, seed: int) -> np.ndarray:
 
 
 def _contexts(ds: ReplayWindows, rows: list[int], device: torch.device) -> torch.Tensor | None:
-    """Observed states u_0 … u_K [b, K + 1, C, H, W] of ``rows``; None for K = 0."""
-    if ds.context == 0:
-        return None
-    return torch.stack([ds.context_states(i) for i in rows]).to(device)
+    """Observed states u_0 … u_K [b, K + 1, C, H, W] of ``rows`` on ``device``; None for K = 0."""
+    context = ds.contexts(rows)
+    return None if context is None else context.to(device)
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ Each DataLoader worker opens its own HDF5 handle (h5py handles must not cross a 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
@@ -99,6 +100,13 @@ class ReplayWindows(Dataset):
     def context_states(self, i: int, k: int | None = None) -> torch.Tensor:
         """Realization 0's observed states u_0 … u_K [K + 1, C, H, W] of item i."""
         return self._states(i)[0, :self._k(k) + 1]
+
+    def contexts(self, rows: Sequence[int], k: int | None = None) -> torch.Tensor | None:
+        """The observed states u_0 … u_K [b, K + 1, C, H, W] of ``rows``; None for K = 0."""
+        k = self.context if k is None else k
+        if k == 0:
+            return None
+        return torch.stack([self.context_states(int(i), k) for i in rows])
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"theta": self.theta[i], "window": self.window(i), "index": torch.tensor(i)}

@@ -223,8 +223,8 @@ class Trainer:
         theta = ds.theta[rows].to(dev, self.dtype)
         window = torch.stack([ds.window(int(i), k) for i in rows]).to(dev, self.dtype)
         u0 = window[:, 0, 0]  # realization 0's state K: what was observed last
-        context = (torch.stack([ds.context_states(int(i), k) for i in rows]).to(dev, self.dtype)
-                   if k > 0 else None)
+        context = ds.contexts(rows.tolist(), k)
+        context = None if context is None else context.to(dev, self.dtype)
         target = self.targets[k].rows(rows)
         amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
         with amp:
@@ -290,15 +290,15 @@ class Trainer:
         MSE against the realization mean over H steps, beside persistence (u_t = u_K) on the
         same samples and steps."""
         self.model.eval()
-        ds, dev, k = self.val_ds, self.ctx.device, self.t.context
+        ds, dev = self.val_ds, self.ctx.device
         sq_pred, sq_pers = [], []
         for lo in range(0, len(ds), 16):
             rows = torch.arange(lo, min(len(ds), lo + 16))
             window = torch.stack([ds.window(int(i)) for i in rows]).to(dev, self.dtype)
             mean = window[:, :, 1:].mean(1)
             u0 = window[:, 0, 0]
-            context = (torch.stack([ds.context_states(int(i)) for i in rows]).to(dev, self.dtype)
-                       if k > 0 else None)
+            context = ds.contexts(rows.tolist())
+            context = None if context is None else context.to(dev, self.dtype)
             pred = self.model.rollout(ds.theta[rows].to(dev, self.dtype), u0,
                                       self.cfg.dynamics.feature_horizon, context)
             sq_pred.append((pred[:, 1:].to(self.dtype) - mean).pow(2).flatten(1).mean(1).cpu())
