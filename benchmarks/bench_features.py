@@ -12,10 +12,13 @@ H + 1 = 65 states; random fields, fixed seed):
   columns whose gradient with respect to one such window is finite and non-zero, and the columns
   without one (with the reason they are structurally flat).
 
-PyTorch's default thread count is kept. The machine's load average is printed beside the
-timings: on shared cores wall-clock times move with other processes (CPU seconds much less).
+``--device cuda`` runs both on a GPU (each timing ends with a synchronisation; CPU seconds then
+measure the host's launch work, not the kernels). PyTorch's default thread count is kept. The
+machine's load average is printed beside the timings: on shared cores wall-clock times move with
+other processes (CPU seconds much less).
 
 Usage: python benchmarks/bench_features.py [--operators 32] [--batch 8] [--repeats 3]
+       [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ def _run(extractor: FeatureExtractor, windows: torch.Tensor, batch: int) -> None
     with torch.no_grad():
         for lo in range(0, len(windows), batch):
             tokenizer_input(extractor(windows[lo:lo + batch]))
+    if windows.is_cuda:  # kernels run asynchronously: the time is the time they take to finish
+        torch.cuda.synchronize(windows.device)
 
 
 def main() -> None:
@@ -60,12 +65,15 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--sweep", default="4,16", help="other batch sizes to time (comma list)")
     p.add_argument("--no-coverage", dest="coverage", action="store_false")
+    p.add_argument("--device", default="cpu", help="where the features run: cpu or cuda")
     a = p.parse_args()
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {a.device}: no CUDA device is available")
 
     dyn = load_config("small").dynamics
     schema = feature_schema(dyn.feature_horizon)
     shape = (a.operators, dyn.realizations, schema.states, dyn.channels, dyn.grid, dyn.grid)
-    windows = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    windows = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(a.device)
     extractor = FeatureExtractor(schema)
     load_before = os.getloadavg()
 
@@ -82,6 +90,7 @@ def main() -> None:
                    "channels": dyn.channels, "grid": dyn.grid},
         "schema": schema.describe(),
         "operators": n,
+        "device": torch.cuda.get_device_name(windows.device) if windows.is_cuda else "cpu",
         "batched": {"batch": a.batch, "wall_ms_per_op": round(b_wall / n * 1e3, 2),
                     "cpu_ms_per_op": round(b_cpu / n * 1e3, 2)},
         "loop": {"batch": 1, "wall_ms_per_op": round(l_wall / n * 1e3, 2),
@@ -97,7 +106,7 @@ def main() -> None:
         "python": platform.python_version(),
     }
     if a.coverage:
-        one = windows[:1]
+        one = windows[:1].cpu()
         cov = gradient_coverage(schema, one, chunk=8)
         report["gradient_coverage"] = {
             "families": {k: round(v["fraction"], 4) for k, v in cov["families"].items()},

@@ -21,9 +21,12 @@ Prints one JSON object:
   (2·2048³ FLOPs per product, best of ``--gemm-repeats``);
 - ``ratio`` = achieved / GEMM, against ``target`` 0.25;
 - ``device``: where the trainer runs (its own choice: CUDA when present, else the CPU);
+- ``peak_memory_bytes``: on CUDA, the most memory the allocator held during the timed steps
+  (``torch.cuda.max_memory_allocated``);
 - ``paper_gpu``: when a GPU is present, the same measurement of the ``paper`` preset with
-  ``training.amp = bf16`` on it (the fp32 GEMM on that GPU as the reference); else the reason
-  it is unmeasured.
+  ``training.amp = bf16`` on it, against the card's **bf16** GEMM rate (an 8192² bf16
+  ``torch.matmul``: a 2048² product is too small to fill a data-centre GPU); else the reason it
+  is unmeasured.
 
 With ``--profile`` one more step runs under ``torch.profiler`` and ``top_ops`` lists where its
 CPU time goes (self time, the largest first).
@@ -38,6 +41,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,11 +52,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from noa_core.config import NOAConfig, load_config
 from noa_core.data.generate import generate_dataset
+from noa_core.data.parallel import available_cpus
 from noa_core.tokenizer.train import train_tokenizer
 from noa_core.training.trainer import Trainer, batch_indices
 
 TARGET_RATIO = 0.25
 GEMM_N = 2048
+PAPER_GEMM_N = 8192
 
 
 def bootstrap_config(cfg: NOAConfig, epochs: int) -> NOAConfig:
@@ -70,8 +76,10 @@ def make_bootstrap(cfg: NOAConfig, root: Path, operators: int, epochs: int
                    ) -> tuple[Path, Path]:
     """(replay-like dataset with K_max + H steps of trajectories, tokenizer directory)."""
     data, tok = root / "dataset.h5", root / "tokenizer"
-    generate_dataset(bootstrap_config(cfg, epochs), data, num_samples=operators, workers=1,
-                     progress=False)
+    # One worker process per operator up to the CPUs (a paper operator takes about 30 s on one
+    # core; a GPU machine has many): the file does not depend on the worker count.
+    generate_dataset(bootstrap_config(cfg, epochs), data, num_samples=operators,
+                     workers=min(available_cpus(), operators), progress=False)
     train_tokenizer(data, tok, progress=False)
     return data, tok
 
@@ -97,6 +105,11 @@ def gemm_flops_per_s(device: torch.device, dtype: torch.dtype = torch.float32,
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def log(message: str) -> None:
+    """A progress line on stderr (stdout carries the JSON alone)."""
+    print(f"[bench_train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def step_rows(trainer: Trainer, step: int) -> torch.Tensor:
@@ -142,26 +155,33 @@ def profile_step(trainer: Trainer, rows: torch.Tensor, top: int = 15) -> list[di
             for e in events[:top]]
 
 
-def measure(preset: str, amp: str | None, args: argparse.Namespace) -> dict[str, Any]:
+def measure(preset: str, amp: str | None, args: argparse.Namespace,
+            gemm_dtype: torch.dtype = torch.float32, gemm_n: int = GEMM_N) -> dict[str, Any]:
     """Bootstrap, build the trainer of ``preset`` (``amp`` overrides ``training.amp``), time
-    steps, count one step's FLOPs, compare with the fp32 GEMM on the same device."""
+    steps, count one step's FLOPs, compare with a ``gemm_n``² ``gemm_dtype`` GEMM on the same
+    device."""
     cfg = load_config(preset)
     if amp is not None:
         cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"amp": amp})})
     t = cfg.training
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        log(f"{preset}: bootstrap of {args.operators} operators and a tokenizer")
         data, tok = make_bootstrap(cfg, Path(tmp), args.operators, args.tokenizer_epochs)
         trainer = Trainer(cfg, data, tok, Path(tmp) / "run", progress=False)
+        log(f"{preset}: {args.warmup} + {args.steps} steps on {trainer.ctx.device}")
         if len(trainer.train_ds) < t.batch_size:
             raise SystemExit(f"{len(trainer.train_ds)} train operators < batch {t.batch_size}: "
                              "raise --operators")
+        device = trainer.ctx.device
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         seconds = time_steps(trainer, args.warmup, args.steps)
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         n = args.warmup + args.steps
         flops, by_op = count_step_flops(trainer, step_rows(trainer, n))
         top = profile_step(trainer, step_rows(trainer, n + 1)) if args.profile else None
-        device = trainer.ctx.device
         params = trainer.model.num_parameters()
-    gemm = gemm_flops_per_s(device, repeats=args.gemm_repeats)
+    gemm = gemm_flops_per_s(device, gemm_dtype, gemm_n, repeats=args.gemm_repeats)
     step_s = statistics.median(seconds)
     achieved = flops / step_s
     out: dict[str, Any] = {
@@ -177,11 +197,14 @@ def measure(preset: str, amp: str | None, args: argparse.Namespace) -> dict[str,
                          "optimiser work are not counted",
         "flops_by_op": by_op,
         "achieved_flops_per_s": achieved, "gemm_flops_per_s": gemm,
-        "gemm": f"fp32 torch.matmul {GEMM_N}x{GEMM_N} on {device}, best of "
-                f"{args.gemm_repeats}",
+        "gemm": f"{str(gemm_dtype).removeprefix('torch.')} torch.matmul {gemm_n}x{gemm_n} "
+                f"on {device}, best of {args.gemm_repeats}",
         "ratio": achieved / gemm, "target": TARGET_RATIO,
         "meets_target": achieved / gemm >= TARGET_RATIO,
     }
+    if peak is not None:
+        out["peak_memory_bytes"] = peak
+        out["device_name"] = torch.cuda.get_device_name(device)
     if top is not None:
         out["top_ops"] = top
     return out
@@ -208,7 +231,7 @@ def main() -> None:
     elif args.no_paper:
         out["paper_gpu"] = "unmeasured: --no-paper"
     else:
-        out["paper_gpu"] = measure("paper", "bf16", args)
+        out["paper_gpu"] = measure("paper", "bf16", args, torch.bfloat16, PAPER_GEMM_N)
     out.update({"torch": torch.__version__, "threads": torch.get_num_threads(),
                 "cpus": os.cpu_count(), "machine": platform.machine(),
                 "load_average": [round(x, 2) for x in os.getloadavg()]})

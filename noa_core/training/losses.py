@@ -46,6 +46,11 @@ class Targets:
         return Targets(self.x_norm[idx], [z[idx] for z in self.latents],
                        {k: v[idx] for k, v in self.embeddings.items()})
 
+    def to(self, device: torch.device | str) -> Targets:
+        """The same targets on ``device``."""
+        return Targets(self.x_norm.to(device), [z.to(device) for z in self.latents],
+                       {k: v.to(device) for k, v in self.embeddings.items()})
+
 
 @torch.no_grad()
 def precompute_targets(tok: Tokenizer, extractor: FeatureExtractor, windows: torch.Tensor,

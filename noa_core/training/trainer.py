@@ -175,7 +175,10 @@ class Trainer:
         # Alignment targets depend on where the window starts: one set per K served.
         self.targets = {k: precompute_targets(self.tok, self.extractor,
                                               self.train_ds.all_windows(k).to(dtype))
-                        for k in self.contexts}
+                        .to(self.ctx.device) for k in self.contexts}
+        # Computed on the CPU beside the replay; the prediction's features meet the frozen
+        # tokenizer on the run's device.
+        self.tok = self.tok.to(self.ctx.device)
         self.model: NOABackbone = build_model(cfg).to(self.ctx.device, dtype)
         states = self.train_ds.all_states()
         mean, std = field_stats(states)
