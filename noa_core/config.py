@@ -554,7 +554,9 @@ class TrainConfig(StrictModel):
     alignment_warmup: int = Field(0, ge=0)
     batch_size: int = Field(8, ge=1)  # global batch (split across DDP ranks)
     max_steps: int = Field(2000, ge=1)
-    max_minutes: float | None = Field(None, gt=0)  # wall-clock budget; stops cleanly
+    # Wall-clock budget of the training loop: it stops before a step and the closing
+    # validation (each timed as its last run) would overrun it.
+    max_minutes: float | None = Field(None, gt=0)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     warmup_steps: int = Field(50, ge=0)

@@ -110,6 +110,15 @@ def alignment_factor(t: TrainConfig, step: int) -> float:
     return min(1.0, (step + 1) / t.alignment_warmup)
 
 
+def within_budget(budget_s: float | None, elapsed_s: float, step_s: float,
+                  val_s: float) -> bool:
+    """Whether one more step (as long as the last, ``step_s``) and the validation that may
+    close the run (as long as the last, ``val_s``) still end within ``budget_s`` seconds of
+    training; always true without a budget. A run whose steps are timed this way stops
+    inside ``training.max_minutes``, not one step past it."""
+    return budget_s is None or elapsed_s + step_s + val_s <= budget_s
+
+
 def window_offset(t: TrainConfig, horizon: int, step: int) -> int | None:
     """The TBPTT warm-up of a training step: None (the last W updates) unless
     ``tbptt_position`` is "random", then uniform in 0 … H − W from a generator seeded with
@@ -346,19 +355,24 @@ class Trainer:
         last: dict[str, float] | None = None
         val = None
         stop = t.max_steps if until is None else min(until, t.max_steps)
+        step_s = val_s = 0.0  # the last step's and the last validation's wall seconds
         while self.step < stop:
-            if budget is not None and time.perf_counter() - started > budget:
+            now = time.perf_counter()
+            if not within_budget(budget, now - started, step_s, val_s):
                 break
             rows = batch_indices(len(self.train_ds), t.batch_size, self.step, t.seed)
             offset = window_offset(t, self.cfg.dynamics.feature_horizon, self.step)
             last = self.train_step(rows, context_of_step(t, self.step), offset) or last
+            step_s = time.perf_counter() - now
             self.step += 1
             bar.update(1)
             if last is not None and self.step % t.log_every == 0:
                 self._log({"step": self.step, "lr": self.sched.get_last_lr()[0], **last})
                 bar.set_postfix(loss=f"{last['total']:.4g}", traj=f"{last['traj']:.4g}")
             if self.step % t.val_every == 0 or self.step == t.max_steps:
+                began = time.perf_counter()
                 val = self._validate_and_keep_best()
+                val_s = time.perf_counter() - began
             if self.step % t.checkpoint_every == 0:
                 self._save_state()
         bar.close()

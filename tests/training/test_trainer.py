@@ -119,3 +119,35 @@ def test_the_alignment_weights_ramp_in_over_their_warm_up(train_data: tuple[Path
             t = trainer.losses(rows)
             aligned = w.latent * t["latent"] + w.commit * t["commit"] + w.heads * t["heads"]
             torch.testing.assert_close(t["total"], w.traj * t["traj"] + a * aligned)
+
+
+def test_the_time_budget_stops_before_a_step_would_overrun_it(
+        train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a fake clock where every step takes 7 s and every validation 13 s, a 1-minute
+    budget ends with the loop's time (closing validation included) inside the minute, and
+    only when one more step and validation would not fit."""
+    import noa_core.training.trainer as trainer_module
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["now"])
+    data, tok = train_data
+    cfg = _cfg(train_cfg, max_steps=100, max_minutes=1.0, val_every=4, checkpoint_every=100)
+    trainer = Trainer(cfg, data, tok, tmp_path, progress=False)
+    real_step, real_validate = trainer.train_step, trainer.validate
+
+    def step(*args, **kwargs):  # the real step, billed 7 s on the fake clock
+        clock["now"] += 7.0
+        return real_step(*args, **kwargs)
+
+    def validate():
+        clock["now"] += 13.0
+        return real_validate()
+
+    monkeypatch.setattr(trainer, "train_step", step)
+    monkeypatch.setattr(trainer, "validate", validate)
+    metrics = trainer.fit()
+    # steps 1–4 (28 s) + validation (13 s) = 41 s; step 5 would need 41 + 7 + 13 = 61 s > 60
+    assert metrics["steps"] == 4
+    assert metrics["train_seconds"] <= 60.0
+    assert metrics["train_seconds"] + 7.0 + 13.0 > 60.0
