@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -136,11 +137,11 @@ def test_the_time_budget_stops_before_a_step_would_overrun_it(
     trainer = Trainer(cfg, data, tok, tmp_path, progress=False)
     real_step, real_validate = trainer.train_step, trainer.validate
 
-    def step(*args, **kwargs):  # the real step, billed 7 s on the fake clock
+    def step(*args: Any, **kwargs: Any) -> dict[str, float] | None:  # billed 7 s
         clock["now"] += 7.0
         return real_step(*args, **kwargs)
 
-    def validate():
+    def validate() -> dict[str, Any]:  # billed 13 s
         clock["now"] += 13.0
         return real_validate()
 
