@@ -53,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-steps", type=positive, default=None,
                    help="override training.max_steps")
     t.add_argument("--max-minutes", type=float, default=None,
-                   help="override training.max_minutes (wall-clock budget)")
+                   help="override training.max_minutes: a wall-clock cap on the training "
+                   "loop, which stops before one more step and the closing validation "
+                   "would overrun it")
     add_progress(t)
     t.set_defaults(func=_cmd_train)
