@@ -176,12 +176,6 @@ def derangement(n: int, seed: int) -> np.ndarray:
     return perm
 
 
-def _contexts(ds: ReplayWindows, rows: list[int], device: torch.device) -> torch.Tensor | None:
-    """Observed states u_0 … u_K [b, K + 1, C, H, W] of ``rows`` on ``device``; None for K = 0."""
-    context = ds.contexts(rows)
-    return None if context is None else context.to(device)
-
-
 @torch.no_grad()
 def _collect(model: Any, tok: Tokenizer, extractor: FeatureExtractor, ds: ReplayWindows,
              cfg: NOAConfig, batch: int, device: torch.device, progress: bool,
@@ -197,11 +191,11 @@ def _collect(model: Any, tok: Tokenizer, extractor: FeatureExtractor, ds: Replay
         window = torch.stack([ds.window(i) for i in rows]).to(device)  # [b, M, T+1, C, H, W]
         theta = ds.theta[rows].to(device)
         u0 = window[:, 0, 0]
-        context = _contexts(ds, rows, device)
+        context = ds.contexts(rows, device=device)
         pred = model.rollout(theta, u0, horizon, context).float()  # [b, T+1, C, H, W]
         mean_gt = window[:, :, 1:].mean(1)
         if shuffle is not None:
-            other = _contexts(ds, [int(shuffle[i]) for i in rows], device)
+            other = ds.contexts([int(shuffle[i]) for i in rows], device=device)
             moved = model.rollout(theta, u0, horizon, other).float()
             col.step["noa_shuffled_context"].append(M.step_mse(_np(moved[:, 1:]),
                                                                _np(mean_gt)))

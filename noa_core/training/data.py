@@ -101,12 +101,15 @@ class ReplayWindows(Dataset):
         """Realization 0's observed states u_0 … u_K [K + 1, C, H, W] of item i."""
         return self._states(i)[0, :self._k(k) + 1]
 
-    def contexts(self, rows: Sequence[int], k: int | None = None) -> torch.Tensor | None:
-        """The observed states u_0 … u_K [b, K + 1, C, H, W] of ``rows``; None for K = 0."""
+    def contexts(self, rows: Sequence[int], k: int | None = None, *,
+                 device: torch.device | str = "cpu", dtype: torch.dtype | None = None
+                 ) -> torch.Tensor | None:
+        """The observed states u_0 … u_K [b, K + 1, C, H, W] of ``rows`` on ``device`` (in
+        ``dtype`` when given); None for K = 0."""
         k = self.context if k is None else k
         if k == 0:
             return None
-        return torch.stack([self.context_states(int(i), k) for i in rows])
+        return torch.stack([self.context_states(int(i), k) for i in rows]).to(device, dtype)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"theta": self.theta[i], "window": self.window(i), "index": torch.tensor(i)}

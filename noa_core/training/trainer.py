@@ -235,8 +235,7 @@ class Trainer:
         theta = ds.theta[rows].to(dev, self.dtype)
         window = torch.stack([ds.window(int(i), k) for i in rows]).to(dev, self.dtype)
         u0 = window[:, 0, 0]  # realization 0's state K: what was observed last
-        context = ds.contexts(rows.tolist(), k)
-        context = None if context is None else context.to(dev, self.dtype)
+        context = ds.contexts(rows.tolist(), k, device=dev, dtype=self.dtype)
         target = self.targets[k].rows(rows)
         amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=t.amp == "bf16")
         with amp:
@@ -309,8 +308,7 @@ class Trainer:
             window = torch.stack([ds.window(int(i)) for i in rows]).to(dev, self.dtype)
             mean = window[:, :, 1:].mean(1)
             u0 = window[:, 0, 0]
-            context = ds.contexts(rows.tolist())
-            context = None if context is None else context.to(dev, self.dtype)
+            context = ds.contexts(rows.tolist(), device=dev, dtype=self.dtype)
             pred = self.model.rollout(ds.theta[rows].to(dev, self.dtype), u0,
                                       self.cfg.dynamics.feature_horizon, context)
             sq_pred.append((pred[:, 1:].to(self.dtype) - mean).pow(2).flatten(1).mean(1).cpu())
