@@ -193,13 +193,13 @@ def rollout_parity(model: NOABackbone, onnx_path: str | Path, theta: torch.Tenso
     theta, u_start = theta.detach().float().cpu(), u_start.detach().float().cpu()
     with torch.no_grad():
         ref = ref_model.rollout(theta, u_start, steps, context)
-        feeds = {k: v.numpy() for k, v in step_inputs(ref_model, theta, u_start).items()}
+        # The context inputs of a K = 0 step (zero embedding and field); K > 0 replaces them.
+        feeds = {k: v.numpy() for k, v in step_inputs(ref_model, theta, u_start).items()
+                 if k not in ("theta", "u")}
     if context is not None and context.shape[1] >= 2:
         feeds["context_embedding"], feeds[FIELD_INPUT] = encode_context(
             session(context_path(onnx_path), threads), context.detach().float().cpu().numpy())
-    theta_np = feeds.pop("theta")
-    feeds.pop("u")
-    got = ort_rollout(session(onnx_path, threads), theta_np, u_start.numpy(), steps, feeds)
+    got = ort_rollout(session(onnx_path, threads), theta.numpy(), u_start.numpy(), steps, feeds)
     ref_np = ref.numpy().astype(np.float64)
     err = np.abs(got.astype(np.float64) - ref_np).reshape(len(ref_np), -1).max(1)
     scale = np.maximum(ref_np.reshape(len(ref_np), -1).std(1), 1e-12)
