@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,16 @@ class Tokenizer(nn.Module):
         tok = cls(schema, fit, TokenizerConfig.model_validate(cfg["tokenizer"]),
                   int(cfg["channels"]))
         tok.load_state_dict(_read_weights(d / WEIGHTS_FILE), strict=True)
+        tok.fit_info = _fit_with_statistics(fit, tok.pre)
         return tok.freeze()
+
+
+def _fit_with_statistics(fit: PreprocessingFit, pre: Preprocessor) -> PreprocessingFit:
+    """``fit`` with the statistics (median, clip bounds, mean, std [D_kept]) the loaded
+    ``pre`` applies: the YAML holds names and categories, the weights file the numbers."""
+    stats = {name: getattr(pre, name).double().numpy().copy()
+             for name in ("median", "clip_low", "clip_high", "mean", "std")}
+    return replace(fit, **stats)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from noa_core.errors import TokenizerError
-from noa_core.features.extract import FeatureExtractor, feature_window
+from noa_core.features.extract import FeatureExtractor, feature_window, tokenizer_input
 from noa_core.features.schema import feature_schema
 from noa_core.tokenizer.tokenizer import Tokenizer
 from noa_core.tokenizer.train import train_tokenizer
@@ -99,6 +99,22 @@ def test_frozen_tokenizer_passes_gradients_to_its_input(tok_dataset: Path,
                                                        "temporal": 128}
     (z.pow(2).sum() + sum(v.sum() for v in emb.values())).backward()
     assert torch.isfinite(window.grad).all() and float(window.grad.abs().sum()) > 0
+
+
+def test_loaded_fit_statistics_are_the_ones_applied(tok_dataset: Path,
+                                                    trained_tokenizer: Path) -> None:
+    """A loaded tokenizer's ``fit_info`` carries the statistics its preprocessing applies
+    (they live in the weights file, not the YAML): clipping to its bounds and z-scoring with
+    its mean and std reproduces ``normalise`` on real features."""
+    tok = Tokenizer.from_checkpoint(trained_tokenizer)
+    feats, _ = _features(tok_dataset)
+    fit = tok.fit_info
+    x = tokenizer_input(feats).double().numpy()[:, fit.kept]
+    x = np.where(np.isfinite(x), x, fit.median)
+    expected = (np.clip(x, fit.clip_low, fit.clip_high) - fit.mean) / fit.std
+    assert np.all(fit.clip_high >= fit.clip_low) and np.any(fit.clip_high > fit.clip_low)
+    np.testing.assert_allclose(tok.normalise(feats).double().numpy(), expected,
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_a_different_feature_schema_is_refused_naming_both(trained_tokenizer: Path) -> None:
