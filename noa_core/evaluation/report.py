@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from noa_core.atomic import write_atomic
 
 BASELINES = ("persistence", "theta_only", "noise_floor", "new_weights")
 SPEC = ("vq_recon_error", "token_entropy_ratio", "codebook_utilization", "cluster_ari",
@@ -380,14 +381,8 @@ def render_html(sections: list[Section]) -> str:
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_reports(md_path: Path, html_path: Path, metrics: Mapping[str, Any],
                   gate_doc: Mapping[str, Any], frames: ReportFrames | None) -> None:
     """Write report.md (text and tables) and report.html (the same, with plots)."""
-    _atomic_write(md_path, render_markdown(build_sections(metrics, gate_doc, frames, False)))
-    _atomic_write(html_path, render_html(build_sections(metrics, gate_doc, frames, True)))
+    write_atomic(md_path, render_markdown(build_sections(metrics, gate_doc, frames, False)))
+    write_atomic(html_path, render_html(build_sections(metrics, gate_doc, frames, True)))

@@ -25,6 +25,7 @@ import torch
 import yaml
 from torch import nn
 
+from noa_core.atomic import write_atomic
 from noa_core.config import TokenizerConfig
 from noa_core.errors import TokenizerError
 from noa_core.features.extract import Features, tokenizer_input
@@ -127,12 +128,12 @@ class Tokenizer(nn.Module):
             },
             "codebook_sizes": self.codebook_sizes,
         }
-        _atomic_write(d / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False).encode())
+        write_atomic(d / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False).encode())
         tmp = d / f".{WEIGHTS_FILE}.tmp"
         torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp)
         tmp.replace(d / WEIGHTS_FILE)
-        _atomic_write(d / METRICS_FILE, json.dumps(metrics, indent=2).encode())
-        _atomic_write(d / HISTORY_FILE, json.dumps(history).encode())
+        write_atomic(d / METRICS_FILE, json.dumps(metrics, indent=2).encode())
+        write_atomic(d / HISTORY_FILE, json.dumps(history).encode())
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path) -> Tokenizer:
@@ -171,12 +172,6 @@ def _fit_with_statistics(fit: PreprocessingFit, pre: Preprocessor) -> Preprocess
     stats = {name: getattr(pre, name).double().numpy().copy()
              for name in ("median", "clip_low", "clip_high", "mean", "std")}
     return replace(fit, **stats)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
