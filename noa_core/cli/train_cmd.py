@@ -33,9 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train", help="train the NOA against the frozen tokenizer",
         description="Train the U-AFNO NOA on the train split of a replay file, with the frozen "
                     "tokenizer's alignment losses; validate on the val split; write OUT/"
-                    "checkpoint/ (the best model), OUT/state.pt (resume), OUT/metrics.jsonl and "
+                    "checkpoint/ (the best model), OUT/state.pt (resume), OUT/metrics.jsonl, "
                     "OUT/metrics.json (val_traj_mse, val_persistence_mse, steps, "
-                    "skipped_nonfinite).")
+                    "skipped_nonfinite) and OUT/curves.png (loss terms and validation MSE "
+                    "against persistence, per update policy, over the steps).")
     t.add_argument("--config", required=True, metavar="CFG",
                    help="preset name or YAML (sections model and training)")
     t.add_argument("--replay", required=True, type=Path, metavar="FILE")

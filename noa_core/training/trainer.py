@@ -15,6 +15,8 @@
   (so a resumed run draws the same K); the batch's model input is realization 0's states
   u_0 … u_K, its rollout starts at u_K and is scored on states K + 1 … K + H. Validation uses
   K = ``training.context``.
+- Writes ``metrics.jsonl`` (a record per ``log_every`` steps and per validation),
+  ``metrics.json`` and ``curves.png`` (``noa_core.training.curves``) to the output directory.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from noa_core.atomic import write_atomic
 from noa_core.config import NOAConfig, TrainConfig
 from noa_core.errors import TrainingError
 from noa_core.features.extract import FeatureExtractor
@@ -44,6 +47,7 @@ from noa_core.training.checkpoint import (
     save_model_checkpoint,
     save_training_state,
 )
+from noa_core.training.curves import CURVES_FILE, plot_training_curves
 from noa_core.training.data import ReplayWindows
 from noa_core.training.losses import (
     alignment_terms,
@@ -383,7 +387,8 @@ class Trainer:
                    "parameters": self.model.num_parameters(), "loss_mode": t.loss_mode,
                    **self.metrics_extra}
         if self.ctx.main:
-            (self.out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+            write_atomic(self.out / METRICS_FILE, json.dumps(metrics, indent=2))
+            plot_training_curves(self.out / LOG_FILE, self.out / CURVES_FILE)
         return metrics
 
     def _validate_and_keep_best(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ def test_train_writes_the_contract_metrics_and_a_loadable_checkpoint(
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 4
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert any("traj" in json.loads(line) for line in lines)
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     model, cfg, meta = load_model_checkpoint(tmp_path / "checkpoint")
     assert cfg == train_cfg and meta["info"]["step"] in (2, 4)
     assert not model.training
