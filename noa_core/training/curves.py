@@ -1,7 +1,8 @@
 """Training curves: ``OUT/curves.png`` drawn from ``OUT/metrics.jsonl``.
 
 Left panel: each logged loss term (``total``, ``traj``, ``latent``, ``commit``, ``heads``,
-``recon``; the last step's values, every ``training.log_every`` steps) against step, log scale.
+``recon``; the last step's values, every ``training.log_every`` steps) against step, log scale:
+faint as logged, solid as the running mean of ``SMOOTH_POINTS`` records.
 Right panel: validation trajectory MSE against step, overall and per update policy, each beside
 its persistence baseline on the same samples (dashed, same colour), log scale.
 
@@ -21,6 +22,8 @@ from noa_core.errors import TrainingError
 
 CURVES_FILE = "curves.png"
 LOSS_TERMS = ("total", "traj", "latent", "commit", "heads", "recon")
+#: Logged records in the running mean drawn over each (faint) raw loss curve.
+SMOOTH_POINTS = 5
 
 
 def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -54,6 +57,12 @@ def _points(records: list[dict[str, Any]], get: Any) -> tuple[list[int], list[fl
     return steps, values
 
 
+def _running_mean(values: list[float], k: int) -> list[float]:
+    """Mean of each value and the up to k − 1 logged values before it."""
+    return [sum(values[max(0, i - k + 1):i + 1]) / (i + 1 - max(0, i - k + 1))
+            for i in range(len(values))]
+
+
 def _val_series(val: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
     """Label → (getter of the NOA's MSE, getter of persistence's), overall then per policy."""
     series: dict[str, tuple[Any, Any]] = {
@@ -73,10 +82,12 @@ def curves_figure(train: list[dict[str, Any]], val: list[dict[str, Any]]) -> Any
 
     fig = Figure(figsize=(11, 4))
     loss_ax, val_ax = fig.subplots(1, 2)
-    for term in LOSS_TERMS:
+    for i, term in enumerate(LOSS_TERMS):
         steps, values = _points(train, lambda r, t=term: r.get(t))
         if steps:
-            loss_ax.plot(steps, values, label=term, lw=1.2)
+            loss_ax.plot(steps, values, color=f"C{i}", lw=0.8, alpha=0.3)
+            loss_ax.plot(steps, _running_mean(values, SMOOTH_POINTS), color=f"C{i}", lw=1.5,
+                         label=term)
     loss_ax.set(xlabel="step", ylabel="loss (last step's value)", yscale="log",
                 title="training loss terms")
     for i, (label, (noa, pers)) in enumerate(_val_series(val).items()):

@@ -28,8 +28,12 @@ def test_panels_draw_every_loss_term_and_each_policy_beside_persistence() -> Non
     val = [_val(20, 0.05, 0.04, convex=(0.1, 0.12), residual=(0.02, 0.03)),
            _val(30, 0.03, 0.04, convex=(0.09, 0.12), residual=(0.01, 0.03))]
     loss_ax, val_ax = curves_figure(train, val).axes
-    assert sorted(line.get_label() for line in loss_ax.lines) == [
-        "commit", "latent", "total", "traj"]
+    smooth = {line.get_label(): line for line in loss_ax.lines
+              if not line.get_label().startswith("_")}
+    assert sorted(smooth) == ["commit", "latent", "total", "traj"]
+    assert len(loss_ax.lines) == 2 * len(smooth)  # each as logged, and its running mean
+    assert list(smooth["traj"].get_ydata()) == pytest.approx([1 / 10, (1 / 10 + 1 / 20) / 2,
+                                                              (1 / 10 + 1 / 20 + 1 / 30) / 3])
     lines = {line.get_label(): line for line in val_ax.lines}
     assert sorted(lines) == sorted(f"{who}, {p}" for who in ("NOA", "persistence")
                                    for p in ("all", "convex", "residual"))
@@ -51,8 +55,7 @@ def test_nonpositive_and_nonfinite_values_are_left_off_a_log_axis(tmp_path: Path
     log = tmp_path / "metrics.jsonl"
     log.write_text('{"step": 1, "traj": 0.0, "latent": NaN}\n{"step": 2, "traj": 0.5}\n')
     loss_ax, _ = curves_figure(*read_log(log)).axes
-    (traj,) = loss_ax.lines
-    assert list(traj.get_xdata()) == [2]
+    assert [list(line.get_xdata()) for line in loss_ax.lines] == [[2], [2]]
     out = plot_training_curves(log, tmp_path / "curves.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
 
