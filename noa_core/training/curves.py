@@ -1,4 +1,5 @@
-"""Training curves: ``OUT/curves.png`` drawn from ``OUT/metrics.jsonl``.
+"""Training curves: ``OUT/curves.png`` drawn from ``OUT/metrics.jsonl`` (and, for the KFP UI, a
+self-contained HTML page that embeds it).
 
 Left panel: each logged loss term (``total``, ``traj``, ``latent``, ``commit``, ``heads``,
 ``recon``; the last step's values, every ``training.log_every`` steps) against step, log scale:
@@ -11,6 +12,8 @@ A resumed run appends records for steps it repeats; the later record of a step w
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import json
 import math
@@ -116,4 +119,19 @@ def plot_training_curves(log: Path, out: Path) -> Path:
     buf = io.BytesIO()
     curves_figure(train, val).savefig(buf, format="png", dpi=90, bbox_inches="tight")
     write_atomic(out, buf.getvalue())
+    return out
+
+
+def write_curves_html(png: Path, out: Path, title: str = "NOA training curves") -> Path:
+    """A self-contained HTML page (no scripts, no external resources) showing the PNG ``png``
+    inline, written atomically to ``out``; returns ``out``."""
+    if not png.is_file():
+        raise TrainingError(f"{png}: no training curves to embed (noa train writes them at the "
+                            "end of a run)")
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    text = ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title></head><body>\n<h1>{html.escape(title)}</h1>\n"
+            f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{data}\">\n"
+            "</body></html>\n")
+    write_atomic(out, text)
     return out

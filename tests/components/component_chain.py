@@ -30,16 +30,17 @@ class Chain:
         return kind(name=name, uri=str(self.root / "artifacts" / name), metadata={})
 
 
-def run_train(c: Chain, job: str, name: str) -> tuple[Any, Any, Any]:
-    """``train_noa``'s body for pipeline run ``job``: (outputs, checkpoint, metrics)."""
+def run_train(c: Chain, job: str, name: str) -> tuple[Any, Any, Any, Any]:
+    """``train_noa``'s body for pipeline run ``job``: (outputs, checkpoint, metrics, curves)."""
     from components.train_noa import train_noa
 
     checkpoint, metrics = c.new(dsl.Model, name), c.new(dsl.Metrics, f"{name}-metrics")
+    curves = c.new(dsl.HTML, f"{name}-curves")
     out = train_noa.python_func(config=str(c.config), replay=c.artifacts["replay"],
                                 tokenizer=c.artifacts["tokenizer"], tracking_uri=c.tracking_uri,
                                 work_dir=str(c.root / "work"), pipeline_run_id=job,
-                                checkpoint=checkpoint, metrics=metrics)
-    return out, checkpoint, metrics
+                                checkpoint=checkpoint, metrics=metrics, curves=curves)
+    return out, checkpoint, metrics, curves
 
 
 def run_register(c: Chain) -> str:

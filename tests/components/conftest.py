@@ -88,9 +88,9 @@ def merged(replayed: Chain) -> Chain:
 
 @pytest.fixture(scope="session")
 def trained(merged: Chain) -> Chain:
-    out, checkpoint, metrics = run_train(merged, JOB, "checkpoint")
+    out, checkpoint, metrics, curves = run_train(merged, JOB, "checkpoint")
     merged.outputs["train"] = out
-    merged.artifacts.update(checkpoint=checkpoint, train_metrics=metrics)
+    merged.artifacts.update(checkpoint=checkpoint, train_metrics=metrics, train_curves=curves)
     return merged
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
 import pytest
 
 from noa_core.errors import TrainingError
-from noa_core.training.curves import curves_figure, plot_training_curves, read_log
+from noa_core.training.curves import (
+    curves_figure,
+    plot_training_curves,
+    read_log,
+    write_curves_html,
+)
 
 
 def _write(path: Path, records: list[dict]) -> Path:
@@ -75,3 +81,15 @@ def test_a_bad_log_is_refused_naming_the_file_and_line(tmp_path: Path, text: str
     assert str(log) in str(err.value)
     assert not (tmp_path / "curves.png").exists()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_html_page_embeds_the_png_and_a_missing_png_is_named(tmp_path: Path) -> None:
+    log = _write(tmp_path / "metrics.jsonl", [{"step": 1, "traj": 0.5}, _val(1, 0.1, 0.2)])
+    png = plot_training_curves(log, tmp_path / "curves.png")
+    page = write_curves_html(png, tmp_path / "curves.html").read_text()
+    embedded = page.split('src="data:image/png;base64,', 1)[1].split('"', 1)[0]
+    assert base64.b64decode(embedded) == png.read_bytes()
+    assert "<script" not in page and "http" not in page
+    with pytest.raises(TrainingError, match="no training curves to embed") as err:
+        write_curves_html(tmp_path / "absent.png", tmp_path / "other.html")
+    assert "absent.png" in str(err.value) and not (tmp_path / "other.html").exists()
