@@ -45,6 +45,9 @@ def read_log(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if not isinstance(rec, dict) or type(rec.get("step")) is not int:
             raise TrainingError(f"{path}, line {n}: expected a record with an integer 'step', "
                                 f"got {line[:80]!r}")
+        if "val" in rec and not isinstance(rec["val"], dict):
+            raise TrainingError(f"{path}, line {n}: 'val' must be a mapping of validation "
+                                f"figures, got {rec['val']!r}")
         (val if "val" in rec else train)[rec["step"]] = rec
     return [train[s] for s in sorted(train)], [val[s] for s in sorted(val)]
 

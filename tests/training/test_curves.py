@@ -70,6 +70,7 @@ def test_nonpositive_and_nonfinite_values_are_left_off_a_log_axis(tmp_path: Path
     ('{"step": 1, "traj": 0.5}\n{"step": 2, "traj": \n', "line 2: not JSON"),
     ('{"traj": 0.5}\n', "line 1: expected a record with an integer 'step'"),
     ('{"step": "3"}\n', "line 1: expected a record with an integer 'step'"),
+    ('{"step": 3, "val": 0.1}\n', "line 1: 'val' must be a mapping"),
     ("\n", "no training or validation records"),
 ])
 def test_a_bad_log_is_refused_naming_the_file_and_line(tmp_path: Path, text: str,
