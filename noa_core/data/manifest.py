@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from noa_core.atomic import write_atomic
 from noa_core.errors import StorageError
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -97,18 +98,9 @@ def build_manifest(root: Path) -> Manifest:
 def write_manifest(root: Path) -> Manifest:
     """Build the manifest of ``root`` and write ``root/MANIFEST.json`` atomically."""
     manifest = build_manifest(root)
-    write_text_atomic(root / MANIFEST_NAME, manifest.to_json())
+    write_atomic(root / MANIFEST_NAME, manifest.to_json())
     return manifest
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` under a temporary name in the same directory, then rename onto ``path``."""
-    tmp = path.with_name(f".{path.name}.noa-tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def safe_relative_path(path: Any, origin: str) -> str:

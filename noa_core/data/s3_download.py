@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from noa_core.atomic import write_atomic
 from noa_core.data.manifest import HASH_BLOCK, ManifestEntry
 from noa_core.data.s3_client import S3Settings, S3Url, error_code, storage_error
 from noa_core.errors import StorageError
@@ -128,9 +129,7 @@ def _resume_offset(part: Path, state_path: Path, etag: str, size: int) -> int:
 
 
 def _save_state(state_path: Path, etag: str, size: int, done: int) -> None:
-    tmp = state_path.with_name(state_path.name + ".tmp")
-    tmp.write_text(json.dumps({"etag": etag, "size": size, "done": done}), encoding="utf-8")
-    os.replace(tmp, state_path)
+    write_atomic(state_path, json.dumps({"etag": etag, "size": size, "done": done}))
 
 
 def _ranges(start: int, size: int, settings: S3Settings) -> list[tuple[int, int]]:

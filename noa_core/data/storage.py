@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from noa_core.atomic import write_atomic
 from noa_core.data.manifest import (
     HASH_BLOCK,
     MANIFEST_NAME,
@@ -36,7 +37,6 @@ from noa_core.data.manifest import (
     destination_path,
     parse_manifest,
     sha256_file,
-    write_text_atomic,
 )
 from noa_core.data.s3_client import (
     S3Settings,
@@ -162,7 +162,7 @@ def pull(src: str | Path, dst: str | Path, *, settings: S3Settings | None = None
             dest.unlink(missing_ok=True)  # a file that fails its manifest never stays at DST
             dest.parent.mkdir(parents=True, exist_ok=True)
             resumed += fetch(entry, dest, prog) > 0
-        write_text_atomic(dest_root / MANIFEST_NAME, manifest.to_json())
+        write_atomic(dest_root / MANIFEST_NAME, manifest.to_json())
     return TransferReport(src_s, dst_s, len(targets), len(targets) - skipped, skipped, resumed,
                           manifest.total_bytes, prog.transferred,
                           time.perf_counter() - started)
@@ -286,7 +286,7 @@ def _push_local(root: Path, manifest: Manifest, dest_root: Path, prog: _Progress
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
         copy_verified(root / entry.path, entry, dest, prog.moved)
-    write_text_atomic(dest_root / MANIFEST_NAME, manifest.to_json())
+    write_atomic(dest_root / MANIFEST_NAME, manifest.to_json())
     return skipped
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from noa_core.atomic import write_atomic
 from noa_core.config import NOAConfig, config_from_dict
 from noa_core.data.hdf5_reader import DatasetReader
 from noa_core.data.manifest import sha256_file
@@ -509,9 +509,7 @@ def json_safe(obj: Any) -> Any:
 
 
 def _write_json(path: Path, doc: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(doc, indent=2, allow_nan=False))
 
 
 def flatten_metrics(metrics: Mapping[str, Any], gate_doc: Mapping[str, Any]

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from noa_core.atomic import write_atomic
 from noa_core.config import NOAConfig
 from noa_core.errors import EvaluationError
 from noa_core.export.metadata import FORMAT, FORMAT_VERSION, package_versions, write_metadata
@@ -220,9 +221,7 @@ def export_model(checkpoint_dir: str | Path, out: str | Path, *, replay: str | P
               and parity["max_rel_error"] <= tolerance,
               "export_seconds": round(export_s, 2), "versions": package_versions()}
     report_path = parity_path(out)
-    tmp_report = report_path.with_name(f".{report_path.name}.tmp")
-    tmp_report.write_text(json.dumps(report, indent=2))
-    os.replace(tmp_report, report_path)
+    write_atomic(report_path, json.dumps(report, indent=2))
     if tracking_uri is not None and run_id is not None:
         from noa_core.tracking import log_artifact, log_metrics
 

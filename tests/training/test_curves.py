@@ -81,7 +81,7 @@ def test_a_bad_log_is_refused_naming_the_file_and_line(tmp_path: Path, text: str
         plot_training_curves(log, tmp_path / "curves.png")
     assert str(log) in str(err.value)
     assert not (tmp_path / "curves.png").exists()
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*"))  # no temporary left behind either
 
 
 def test_the_html_page_embeds_the_png_and_a_missing_png_is_named(tmp_path: Path) -> None:
