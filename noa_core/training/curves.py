@@ -71,15 +71,18 @@ def _running_mean(values: list[float], k: int) -> list[float]:
 
 def _val_series(val: list[dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
     """Label → (getter of the NOA's MSE, getter of persistence's), overall then per policy."""
-    series: dict[str, tuple[Any, Any]] = {
-        "all": (lambda r: r["val"].get("val_traj_mse"),
-                lambda r: r["val"].get("val_persistence_mse"))}
-    policies = sorted({p for r in val for p in r["val"].get("by_policy", {})})
-    for p in policies:
-        series[p] = (lambda r, p=p: r["val"].get("by_policy", {}).get(p, {}).get("traj_mse"),
-                     lambda r, p=p: r["val"].get("by_policy", {}).get(p, {})
-                     .get("persistence_mse"))
-    return series
+    def figures(r: dict[str, Any], policy: str | None) -> dict[str, Any]:
+        v = r["val"]
+        if policy is None:
+            return {"traj_mse": v.get("val_traj_mse"),
+                    "persistence_mse": v.get("val_persistence_mse")}
+        return v.get("by_policy", {}).get(policy, {})
+
+    labels: list[str | None] = [None, *sorted({p for r in val
+                                               for p in r["val"].get("by_policy", {})})]
+    return {label or "all": (lambda r, q=label: figures(r, q).get("traj_mse"),
+                             lambda r, q=label: figures(r, q).get("persistence_mse"))
+            for label in labels}
 
 
 def curves_figure(train: list[dict[str, Any]], val: list[dict[str, Any]]) -> Any:
