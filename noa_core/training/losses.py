@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from noa_core.config import TrainConfig
 from noa_core.features.extract import FeatureExtractor
 from noa_core.tokenizer.tokenizer import Tokenizer
 
@@ -94,3 +95,16 @@ def alignment_terms(tok: Tokenizer, extractor: FeatureExtractor, pred: torch.Ten
 def heads_loss(heads: dict[str, torch.Tensor], target: Targets) -> torch.Tensor:
     """Mean over families of MSE(head, family embedding of the ground truth)."""
     return torch.stack([F.mse_loss(heads[k], target.embeddings[k]) for k in FAMILIES]).mean()
+
+
+def weighted_total(t: TrainConfig, terms: dict[str, torch.Tensor],
+                   share: float = 1.0) -> torch.Tensor:
+    """The loss of ``t.loss_mode`` from ``terms`` (``traj``, ``latent``, ``commit``, ``heads``,
+    and ``recon`` in VQ-led mode), every weight but the trajectory's times ``share`` (the
+    alignment warm-up's)."""
+    w = t.weights
+    if t.loss_mode == "mse_led":
+        return w.traj * terms["traj"] + share * (
+            w.latent * terms["latent"] + w.commit * terms["commit"] + w.heads * terms["heads"])
+    return share * (w.recon * terms["recon"] + w.commit * terms["commit"]
+                    + w.heads * terms["heads"]) + t.vq_led_traj_weight * terms["traj"]

@@ -54,6 +54,7 @@ from noa_core.training.losses import (
     heads_loss,
     precompute_targets,
     trajectory_loss,
+    weighted_total,
 )
 
 STATE_FILE = "state.pt"
@@ -252,14 +253,7 @@ class Trainer:
                                      with_recon=t.loss_mode == "vq_led"))
         terms["heads"] = heads_loss({name: v.to(self.dtype) for name, v in heads.items()},
                                     target)
-        w, a = t.weights, alignment_factor(t, self.step)
-        if t.loss_mode == "mse_led":
-            total = (w.traj * terms["traj"] + a * (w.latent * terms["latent"]
-                     + w.commit * terms["commit"] + w.heads * terms["heads"]))
-        else:
-            total = (a * (w.recon * terms["recon"] + w.commit * terms["commit"]
-                          + w.heads * terms["heads"]) + t.vq_led_traj_weight * terms["traj"])
-        terms["total"] = total
+        terms["total"] = weighted_total(t, terms, alignment_factor(t, self.step))
         return terms
 
     def train_step(self, rows: torch.Tensor, k: int | None = None,
