@@ -76,7 +76,7 @@ def _png(fig: Any) -> str:
 def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure  # Agg canvas, no global pyplot state
 
-    return Figure(figsize=(width, height))
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def plot_error_vs_step(metrics: Mapping[str, Any]) -> str | None:

@@ -89,7 +89,7 @@ def curves_figure(train: list[dict[str, Any]], val: list[dict[str, Any]]) -> Any
     """The two-panel matplotlib ``Figure`` of ``read_log``'s records (module docstring)."""
     from matplotlib.figure import Figure  # Agg canvas, no global pyplot state
 
-    fig = Figure(figsize=(11, 4))
+    fig = Figure(figsize=(11, 4), layout="constrained")  # keeps the two y labels apart
     loss_ax, val_ax = fig.subplots(1, 2)
     for i, term in enumerate(LOSS_TERMS):
         steps, values = _points(train, lambda r, t=term: r.get(t))
