@@ -8,8 +8,11 @@ weights shared across modes, followed by soft-shrink. Choices that matter:
 - Mode selection keeps both signs of k_y (rows [0, m) and [h − m, h) of the full-FFT axis) and
   0 ≤ k_x < m on the half-spectrum axis: a wave travelling along (+x, −y) lives at k_y < 0 and
   is not lost (the original kept only the positive corner).
-- Real and imaginary parts are separate real tensors; the spectrum is rebuilt with ``F.pad``
-  (no complex slice assignment), so ``torch.onnx.export(dynamo=True)`` emits standard ``DFT``.
+- The spectrum is handled as its real view [..., C, 2] (``view_as_real``): modes are sliced and
+  zero-filled with ``F.pad`` on real tensors (no complex slice assignment) and the parts stay
+  interleaved through the MLP, so ``torch.onnx.export(dynamo=True)`` emits standard ``DFT``.
+- The block works channels last ([B, H, W, C]): the FFTs run over axes (1, 2) and the norms, the
+  spectral MLP and the channel MLP all act on the trailing channels as GEMMs.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def place_modes(kept: torch.Tensor, h: int, wr: int, modes: int) -> torch.Tensor
     kx = kept.shape[-1]
     m = kept_rows(h, modes)
     if m is None:
-        return F.pad(kept, (0, wr - kx))
+        return kept if kx == wr else F.pad(kept, (0, wr - kx))
     top = F.pad(kept[..., :m, :], (0, wr - kx, 0, h - m))
     bottom = F.pad(kept[..., m:, :], (0, wr - kx, h - m, 0))
     return top + bottom  # disjoint rows, since 2m < h
@@ -70,20 +73,28 @@ def _complex_init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
 
 
 def _complex_as_real(w: torch.Tensor) -> torch.Tensor:
-    """Block weights w [2, n, i, o] (re, im) → the real matrices [n, 2o, 2i] that map a column
-    (re; im) [2i] to (re·w_re − im·w_im; re·w_im + im·w_re) [2o]."""
-    wr, wi = w[0].transpose(1, 2), w[1].transpose(1, 2)  # [n, o, i]
-    return torch.cat([torch.cat([wr, -wi], dim=2), torch.cat([wi, wr], dim=2)], dim=1)
+    """Block weights w [2, n, i, o] (re, im) → the real matrices [n, 2i, 2o] that map a row of
+    interleaved parts (re_0, im_0, re_1, im_1, …) [2i] to the same layout [2o]:
+    (re·w_re − im·w_im, re·w_im + im·w_re) per output."""
+    wr, wi = w[0], w[1]  # [n, i, o]
+    from_re = torch.stack([wr, wi], dim=-1)  # an input's re part feeds (re, im) of each output
+    from_im = torch.stack([-wi, wr], dim=-1)
+    return torch.stack([from_re, from_im], dim=2).flatten(3).flatten(1, 2)
+
+
+def _interleave(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
+    """[..., k] and [..., k] → [..., 2k] as (re_0, im_0, re_1, im_1, …)."""
+    return torch.stack([re, im], dim=-1).flatten(-2)
 
 
 def _block_matmul(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Block-diagonal complex product: x [B, n, 2i, S] (re rows over im rows) → [B, n, 2o, S].
+    """Block-diagonal complex product over interleaved parts: x [n, M, 2i] → [n, M, 2o].
 
-    One broadcast ``matmul`` for all n blocks (a single batched GEMM over B·n) in place of
-    four einsums per complex product; b [2, n, o] is the complex bias.
+    One batched GEMM over the n blocks, its bias fused (``baddbmm``); x may be a strided view
+    (block-major over a mode-major tensor): the GEMM reads it in place. b [2, n, o] is the
+    complex bias.
     """
-    bias = torch.cat([b[0], b[1]], dim=1)[..., None]  # [n, 2o, 1]
-    return torch.matmul(_complex_as_real(w), x) + bias
+    return torch.baddbmm(_interleave(b[0], b[1])[:, None], x, _complex_as_real(w))
 
 
 class SpectralFilter(nn.Module):
@@ -91,7 +102,9 @@ class SpectralFilter(nn.Module):
 
     rfft2 → kept modes → block-diagonal complex MLP (hidden scaled and shifted per sample by
     cond) → soft-shrink(λ) → zeros elsewhere → irfft2. Weights do not depend on the grid or on
-    ``modes``. ``filter_modes`` exposes the kept modes after the MLP (tests use it).
+    ``modes``. ``filter_modes`` exposes the kept modes after the MLP (tests use it). The work is
+    done channels last (``forward_nhwc``): the block MLP is then a GEMM over the trailing
+    channels of every mode, and the spectrum's real view [..., C, 2] needs no re/im split.
     """
 
     def __init__(self, channels: int, num_blocks: int, hidden_factor: float, modes: int,
@@ -111,35 +124,34 @@ class SpectralFilter(nn.Module):
         self.mod = ZeroLinear(cond_dim, 3 * num_blocks * self.hidden)
 
     def mix(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """Kept modes by block, x [B, n, 2·block, S] (real rows over imaginary rows, S modes)
-        → filtered, same shape: complex MLP with the per-sample gain and shift, soft-shrink."""
-        h = _block_matmul(x, self.w1, self.b1)  # [B, n, 2·hidden, S]
-        mod = self.mod(cond).unflatten(-1, (3, self.num_blocks, self.hidden))[..., None]
-        gain = 1 + mod[:, 0]  # [B, n, hidden, 1], the same for both parts
-        h = F.relu(h * torch.cat([gain, gain], dim=2) + torch.cat([mod[:, 1], mod[:, 2]], dim=2))
-        return F.softshrink(_block_matmul(h, self.w2, self.b2), self.sparsity)
+        """Kept modes channels last with interleaved parts, x [B, S, C, 2] (S modes) →
+        filtered, same shape: complex MLP with the per-sample gain and shift, soft-shrink."""
+        b, s = x.shape[:2]
+        n, hid = self.num_blocks, self.hidden
+        xb = x.reshape(b * s, n, 2 * self.block).transpose(0, 1)  # [n, B·S, 2·block], a view
+        h = _block_matmul(xb, self.w1, self.b1).view(n, b, s, 2 * hid)
+        mod = self.mod(cond).view(b, 3, n, hid).transpose(0, 2)  # [n, 3, B, hid]
+        # Interleaved like h, [n, B, 1, 2·hid]: one gain for both parts, a complex shift. A
+        # broadcast over the mode axis alone keeps the fused multiply-add vectorised.
+        gain = torch.stack([mod[:, 0], mod[:, 0]], dim=-1).flatten(-2)[:, :, None] + 1
+        shift = torch.stack([mod[:, 1], mod[:, 2]], dim=-1).flatten(-2)[:, :, None]
+        h = F.relu(torch.addcmul(shift, h, gain)).view(n, b * s, 2 * hid)
+        out = F.softshrink(_block_matmul(h, self.w2, self.b2), self.sparsity)
+        return out.transpose(0, 1).reshape(b, s, self.channels, 2)
 
     def filter_modes(self, re: torch.Tensor, im: torch.Tensor,
                      cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Kept modes, channels last [B, R, Kx, C] (re, im) → filtered [B, R, Kx, C]."""
-        r, kx = re.shape[1:3]
-        out = self.mix(self._by_block(re.permute(0, 3, 1, 2), im.permute(0, 3, 1, 2)), cond)
-        re, im = self._from_blocks(out, r, kx)
-        return re.permute(0, 2, 3, 1), im.permute(0, 2, 3, 1)
-
-    def _by_block(self, re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
-        """re, im [B, C, R, Kx] → [B, n, 2·block, R·Kx]."""
-        n, blk = self.num_blocks, self.block
-        return torch.cat([re.flatten(2).unflatten(1, (n, blk)),
-                          im.flatten(2).unflatten(1, (n, blk))], dim=2)
-
-    def _from_blocks(self, x: torch.Tensor, r: int, kx: int
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """[B, n, 2·block, R·Kx] → re, im [B, C, R, Kx]."""
-        re, im = x.split(self.block, dim=2)
-        return re.flatten(1, 2).unflatten(2, (r, kx)), im.flatten(1, 2).unflatten(2, (r, kx))
+        b, r, kx, c = re.shape
+        out = self.mix(torch.stack([re, im], dim=-1).view(b, r * kx, c, 2), cond)
+        out = out.view(b, r, kx, c, 2)
+        return out[..., 0], out[..., 1]
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.forward_nhwc(x.permute(0, 2, 3, 1), cond).permute(0, 3, 1, 2)
+
+    def forward_nhwc(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The filter channels last: x [B, h, w, C], cond [B, E] → [B, h, w, C]."""
         if torch.is_autocast_enabled(x.device.type):
             # FFTs and the spectral MLP stay in fp32 under AMP (half-precision FFTs are
             # inaccurate and need power-of-two grids); checked at trace time, so the exported
@@ -149,22 +161,27 @@ class SpectralFilter(nn.Module):
         return self._filter(x, cond)
 
     def _filter(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
+        """x [B, h, w, C] → [B, h, w, C]; the mode helpers see [B, C, 2, h, w//2+1] views."""
+        h, w = x.shape[1:3]
         # At least fp32 (bf16 fields come here only outside autocast); fp64 stays fp64.
-        spec = torch.fft.rfft2(x.to(torch.promote_types(x.dtype, torch.float32)), norm="forward")
-        re, im = select_modes(spec.real, self.modes), select_modes(spec.imag, self.modes)
-        r, kx = re.shape[-2:]
-        re, im = self._from_blocks(self.mix(self._by_block(re, im), cond), r, kx)
-        wr = w // 2 + 1
-        re, im = place_modes(re, h, wr, self.modes), place_modes(im, h, wr, self.modes)
-        out = torch.fft.irfft2(torch.complex(re, im), s=(h, w), norm="forward")
+        spec = torch.fft.rfft2(x.to(torch.promote_types(x.dtype, torch.float32)), dim=(1, 2),
+                               norm="forward")
+        kept = select_modes(torch.view_as_real(spec).permute(0, 3, 4, 1, 2), self.modes)
+        r, kx = kept.shape[-2:]
+        kept = kept.permute(0, 3, 4, 1, 2)  # [B, R, Kx, C, 2]
+        out = self.mix(kept.reshape(x.shape[0], r * kx, self.channels, 2), cond)
+        out = out.view(x.shape[0], r, kx, self.channels, 2).permute(0, 3, 4, 1, 2)
+        full = place_modes(out, h, w // 2 + 1, self.modes).permute(0, 3, 4, 1, 2)
+        out = torch.fft.irfft2(torch.view_as_complex(full.contiguous()), s=(h, w), dim=(1, 2),
+                               norm="forward")
         return out.to(x.dtype)
 
 
 class ChannelMLP(nn.Module):
     """Pointwise MLP C → r·C → C with a per-sample scale/shift on the hidden layer (zero start).
 
-    x [B, C, H, W], cond [B, E] → [B, C, H, W].
+    x [B, C, H, W], cond [B, E] → [B, C, H, W]; ``forward_nhwc`` does the work channels last
+    (two GEMMs over the trailing channels; the weights keep their 1×1-conv shapes).
     """
 
     def __init__(self, channels: int, ratio: float, cond_dim: int, dropout: float) -> None:
@@ -176,9 +193,14 @@ class ChannelMLP(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.mod(cond)[:, :, None, None].chunk(2, dim=1)
-        x = F.gelu(self.fc1(x) * (1 + scale) + shift)
-        return self.drop(self.fc2(self.drop(x)))
+        return self.forward_nhwc(x.permute(0, 2, 3, 1), cond).permute(0, 3, 1, 2)
+
+    def forward_nhwc(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x [B, H, W, C], cond [B, E] → [B, H, W, C]."""
+        scale, shift = self.mod(cond)[:, None, None].chunk(2, dim=-1)  # [B, 1, 1, hidden]
+        h = F.linear(x, self.fc1.weight.flatten(1), self.fc1.bias)
+        h = F.gelu(torch.addcmul(shift, h, 1 + scale))
+        return self.drop(F.linear(self.drop(h), self.fc2.weight.flatten(1), self.fc2.bias))
 
 
 class AFNOBlock(nn.Module):
@@ -194,5 +216,9 @@ class AFNOBlock(nn.Module):
         self.mlp = ChannelMLP(channels, mlp_ratio, cond_dim, dropout)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        x = x + self.filter(self.norm1(x), cond)
-        return x + self.mlp(self.norm2(x), cond)
+        # Channels last inside: the norms, the spectral MLP and the channel MLP all act on
+        # the trailing channel axis (for a channels-last x the permutes are free views).
+        x = x.permute(0, 2, 3, 1)
+        x = x + self.filter.forward_nhwc(self.norm1.norm(x), cond)
+        x = x + self.mlp.forward_nhwc(self.norm2.norm(x), cond)
+        return x.permute(0, 3, 1, 2)

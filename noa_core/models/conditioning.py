@@ -65,7 +65,7 @@ class AdaGroupNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         scale, shift = self.proj(cond)[:, :, None, None].chunk(2, dim=1)
-        return self.norm(x) * (1 + scale) + shift
+        return torch.addcmul(shift, self.norm(x), 1 + scale)  # one pass over the field
 
 
 class ThetaEmbedding(nn.Module):
