@@ -25,16 +25,23 @@ from torch import nn
 
 from noa_core.models.conditioning import ZeroLinear
 
+# [B, h, w, C, 2] ↔ [B, C, 2, h, w]: the spectrum's real view with its mode axes last, as the
+# mode helpers take it; the permutation is its own inverse.
+MODES_LAST = (0, 3, 4, 1, 2)
+
 
 class ChannelLayerNorm(nn.Module):
-    """LayerNorm over channels at each grid point: [B, C, H, W] → [B, C, H, W]."""
+    """LayerNorm over the channels of a channels-last field: [B, H, W, C] → same.
+
+    Its own module (not a bare ``nn.LayerNorm``) so checkpoints keep the key ``….norm.weight``.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.norm(x)
 
 
 def kept_rows(h: int, modes: int) -> int | None:
@@ -133,8 +140,8 @@ class SpectralFilter(nn.Module):
         mod = self.mod(cond).view(b, 3, n, hid).transpose(0, 2)  # [n, 3, B, hid]
         # Interleaved like h, [n, B, 1, 2·hid]: one gain for both parts, a complex shift. A
         # broadcast over the mode axis alone keeps the fused multiply-add vectorised.
-        gain = torch.stack([mod[:, 0], mod[:, 0]], dim=-1).flatten(-2)[:, :, None] + 1
-        shift = torch.stack([mod[:, 1], mod[:, 2]], dim=-1).flatten(-2)[:, :, None]
+        gain = _interleave(mod[:, 0], mod[:, 0])[:, :, None] + 1
+        shift = _interleave(mod[:, 1], mod[:, 2])[:, :, None]
         h = F.relu(torch.addcmul(shift, h, gain)).view(n, b * s, 2 * hid)
         out = F.softshrink(_block_matmul(h, self.w2, self.b2), self.sparsity)
         return out.transpose(0, 1).reshape(b, s, self.channels, 2)
@@ -166,12 +173,12 @@ class SpectralFilter(nn.Module):
         # At least fp32 (bf16 fields come here only outside autocast); fp64 stays fp64.
         spec = torch.fft.rfft2(x.to(torch.promote_types(x.dtype, torch.float32)), dim=(1, 2),
                                norm="forward")
-        kept = select_modes(torch.view_as_real(spec).permute(0, 3, 4, 1, 2), self.modes)
+        kept = select_modes(torch.view_as_real(spec).permute(MODES_LAST), self.modes)
         r, kx = kept.shape[-2:]
-        kept = kept.permute(0, 3, 4, 1, 2)  # [B, R, Kx, C, 2]
+        kept = kept.permute(MODES_LAST)  # [B, R, Kx, C, 2]
         out = self.mix(kept.reshape(x.shape[0], r * kx, self.channels, 2), cond)
-        out = out.view(x.shape[0], r, kx, self.channels, 2).permute(0, 3, 4, 1, 2)
-        full = place_modes(out, h, w // 2 + 1, self.modes).permute(0, 3, 4, 1, 2)
+        out = out.view(x.shape[0], r, kx, self.channels, 2).permute(MODES_LAST)
+        full = place_modes(out, h, w // 2 + 1, self.modes).permute(MODES_LAST)
         out = torch.fft.irfft2(torch.view_as_complex(full.contiguous()), s=(h, w), dim=(1, 2),
                                norm="forward")
         return out.to(x.dtype)
@@ -180,8 +187,8 @@ class SpectralFilter(nn.Module):
 class ChannelMLP(nn.Module):
     """Pointwise MLP C → r·C → C with a per-sample scale/shift on the hidden layer (zero start).
 
-    x [B, C, H, W], cond [B, E] → [B, C, H, W]; ``forward_nhwc`` does the work channels last
-    (two GEMMs over the trailing channels; the weights keep their 1×1-conv shapes).
+    Channels last, x [B, H, W, C], cond [B, E] → [B, H, W, C]: two GEMMs over the trailing
+    channels (the weights keep their 1×1-conv shapes).
     """
 
     def __init__(self, channels: int, ratio: float, cond_dim: int, dropout: float) -> None:
@@ -193,10 +200,6 @@ class ChannelMLP(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.forward_nhwc(x.permute(0, 2, 3, 1), cond).permute(0, 3, 1, 2)
-
-    def forward_nhwc(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """x [B, H, W, C], cond [B, E] → [B, H, W, C]."""
         scale, shift = self.mod(cond)[:, None, None].chunk(2, dim=-1)  # [B, 1, 1, hidden]
         h = F.linear(x, self.fc1.weight.flatten(1), self.fc1.bias)
         h = F.gelu(torch.addcmul(shift, h, 1 + scale))
@@ -219,6 +222,6 @@ class AFNOBlock(nn.Module):
         # Channels last inside: the norms, the spectral MLP and the channel MLP all act on
         # the trailing channel axis (for a channels-last x the permutes are free views).
         x = x.permute(0, 2, 3, 1)
-        x = x + self.filter.forward_nhwc(self.norm1.norm(x), cond)
-        x = x + self.mlp.forward_nhwc(self.norm2.norm(x), cond)
+        x = x + self.filter.forward_nhwc(self.norm1(x), cond)
+        x = x + self.mlp(self.norm2(x), cond)
         return x.permute(0, 3, 1, 2)
