@@ -75,9 +75,10 @@ class Tokenizer(nn.Module):
         """Cleaned, normalised tokenizer input [B, D_kept] (differentiable)."""
         return self.pre(tokenizer_input(features))
 
-    def latents(self, features: Features) -> list[torch.Tensor]:
-        """Pre-quantisation latents, one [B, d_q] per codebook (category-major)."""
-        return self.vq.encode(self.normalise(features))
+    def latents(self, features: Features, row_independent: bool = False) -> list[torch.Tensor]:
+        """Pre-quantisation latents, one [B, d_q] per codebook (category-major);
+        ``row_independent``: each row's result bitwise independent of the batch (``vqvae``)."""
+        return self.vq.encode(self.normalise(features), row_independent)
 
     def quantize(self, latents: list[torch.Tensor]
                  ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -88,9 +89,9 @@ class Tokenizer(nn.Module):
         """Token ids [B, Q] (int64), one per codebook."""
         return self.quantize(self.latents(features))[1]
 
-    def decode(self, z_q: list[torch.Tensor]) -> torch.Tensor:
+    def decode(self, z_q: list[torch.Tensor], row_independent: bool = False) -> torch.Tensor:
         """Reconstruction [B, D_kept] of the normalised input."""
-        return self.vq.decode(z_q)
+        return self.vq.decode(z_q, row_independent)
 
     def family_embeddings(self, features: Features, x0: torch.Tensor) -> dict[str, torch.Tensor]:
         """{"initial": [B, 42], "summary": [B, 128], "temporal": [B, 128]} from the features and

@@ -2,6 +2,12 @@
 EMA codebook per (category, level), a shared decoder and per-quantizer partial decoders.
 
 Quantizers and tokens are category-major: (cat0, L0), (cat0, L1), (cat0, L2), (cat1, L0), …
+
+``encode`` and ``decode`` take ``row_independent``: each row then runs through the layers on its
+own, so its result is bitwise the same whatever batch it sits in. A GEMM's blocking, hence its
+float32 rounding, changes with the number of rows; the NOA's alignment loss needs the split-batch
+property (DDP ranks each see part of the global batch) because its steep terms amplify that
+rounding to about 1e-6 of the gradient.
 """
 
 from __future__ import annotations
@@ -33,6 +39,22 @@ def codebook_sizes(n: int, cap: int) -> tuple[int, int, int]:
 def level_dims(n: int, ratios: tuple[float, ...]) -> tuple[int, ...]:
     """Latent width per level: max(4, 4⌈n·r/4⌉)."""
     return tuple(max(4, 4 * math.ceil(n * r / 4)) for r in ratios)
+
+
+def row_by_row(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)`` for x [B, D], each row on its own: a fresh [1, D] copy through the layers.
+
+    Every row then meets the same kernels with the same shapes and an equally aligned buffer, so
+    its result is bitwise independent of B (a batched GEMM's blocking changes with B, and so
+    does ``bmm``'s). Meant for a frozen module: B small calls instead of one.
+    """
+    rows = [layers(r.clone(memory_format=torch.contiguous_format)) for r in x.split(1)]
+    return torch.cat(rows)
+
+
+def _batched(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)``: the usual batched GEMMs."""
+    return layers(x)
 
 
 @dataclass
@@ -89,12 +111,13 @@ class CategoricalVQVAE(nn.Module):
             start += n
         return out
 
-    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def encode(self, x: torch.Tensor, row_independent: bool = False) -> list[torch.Tensor]:
         """Pre-quantisation latents, one [B, d_q] per quantizer (category-major)."""
+        run = row_by_row if row_independent else _batched
         latents = []
         for sl, enc, heads in zip(self._slices(), self.encoders, self.heads, strict=True):
-            h = enc(x[:, sl])
-            latents.extend(head(h) for head in heads)
+            h = run(enc, x[:, sl])
+            latents.extend(run(head, h) for head in heads)
         return latents
 
     def quantize(self, latents: list[torch.Tensor]
@@ -108,9 +131,10 @@ class CategoricalVQVAE(nn.Module):
             commit = commit + loss
         return z_q, torch.stack(codes, 1), commit
 
-    def decode(self, z_q: list[torch.Tensor]) -> torch.Tensor:
+    def decode(self, z_q: list[torch.Tensor], row_independent: bool = False) -> torch.Tensor:
         """Shared reconstruction [B, D] of the normalised input."""
-        return self.shared_decoder(torch.cat(z_q, 1))
+        run = row_by_row if row_independent else _batched
+        return run(self.shared_decoder, torch.cat(z_q, 1))
 
     def codes_to_latents(self, codes: torch.Tensor) -> list[torch.Tensor]:
         """The code vectors of token ids [B, Q]."""

@@ -19,6 +19,10 @@ deterministic trajectory, the ground truth has M realizations):
 MSE-led total = λ_traj·traj + λ_latent·latent + λ_commit·commit + λ_heads·heads (spec defaults
 1.0 / 0.1 / 0.5, heads 0.1); VQ-led total = λ_recon·recon + λ_commit·commit + λ_traj·traj +
 λ_heads·heads (defaults 1.0 / 0.5 / 0.3 / 0.1).
+
+The tokenizer runs row by row on the prediction's side (``row_independent``): each sample's
+latents, hence its loss and gradient, are then the same whatever batch it is in, and a DDP rank's
+share of the batch trains as the whole batch does (to the rounding of the final sums).
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def alignment_terms(tok: Tokenizer, extractor: FeatureExtractor, pred: torch.Ten
                     target: Targets, with_recon: bool) -> dict[str, torch.Tensor]:
     """``latent``, ``commit`` (and ``recon``) of a predicted window pred [B, H+1, C, H, W]."""
     f = extractor(pred[:, None])  # the deterministic rollout is one realization
-    z = tok.latents(f)
+    z = tok.latents(f, row_independent=True)
     codes = [q.nearest(zq.detach()) for q, zq in zip(tok.vq.quantizers, z, strict=True)]
     codebook = [q.codebook[c] for q, c in zip(tok.vq.quantizers, codes, strict=True)]
     out = {
@@ -88,7 +92,7 @@ def alignment_terms(tok: Tokenizer, extractor: FeatureExtractor, pred: torch.Ten
     }
     if with_recon:
         st = [a + (e - a).detach() for a, e in zip(z, codebook, strict=True)]
-        out["recon"] = F.mse_loss(tok.decode(st), target.x_norm)
+        out["recon"] = F.mse_loss(tok.decode(st, row_independent=True), target.x_norm)
     return out
 
 

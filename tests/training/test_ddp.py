@@ -6,11 +6,17 @@ a free MASTER_PORT); the trainer reads it through ``distributed_context()``. Eve
 same ``Trainer``, takes K optimiser steps on the same global batches (each rank its half), and
 rank 0 saves the step-1 gradient, the pre-clip gradient norms and the parameters. DDP averages
 gradients over ranks and each rank's loss is a mean over its equal share of the batch, so the
-update is the full-batch one up to float rounding; differences are relative L2 norms over all
-parameters taken as one vector. Both runs train in float64 (``Trainer(dtype=)``): in float32 the
-steep alignment terms amplify the rounding of a split sum to a few 1e-6 of the step-1 gradient
-(3.75e-6 measured), which says nothing about DDP; in float64 the same comparison sits near
-1e-14, so a real difference (a sum instead of a mean over ranks is a factor 2) stands out.
+update is the full-batch one up to the rounding of the final sums (the tokenizer runs row by
+row in the loss, so no sample's terms depend on the batch it shares); differences are relative
+L2 norms over all parameters taken as one vector.
+
+- float32, one step (the criterion's 1e-6): the gradient of the same parameters on the same
+  global batch and the parameters it produces. Measured 3.3e-8 and 1.7e-9. A second step is not
+  on the same parameters any more, and this loss's gradient is steep in them: changing one
+  parameter tensor by 1e-9 moved the next gradient by 0.8 % (the feature terms), so K > 1 in
+  float32 measures that conditioning, not DDP.
+- float64, two steps: the same comparison sits near 1e-15, so a real difference (a sum instead
+  of a mean over ranks is a factor 2, a step applied twice) stands out far below any rounding.
 
 The children then check the non-finite guard across ranks: a batch whose poisoned row lies in
 one rank's share only is skipped by every rank (nothing applied, no collective left waiting), and
@@ -28,14 +34,12 @@ from pathlib import Path
 import pytest
 import torch
 
-STEPS = 2  # K optimiser steps
 WORLD = 2
-# Relative L2 difference (gradients, parameters), float64 training: measured 4.3e-15 (step-1
-# gradient) and 2.4e-15 (parameters after 2 steps).
-TOLERANCE = 1e-10
-# AdamW normalises each element's step, so float32 rounding of the two summation orders in an
-# element whose gradient is tiny moves it by up to ~lr·(its relative rounding error); at the
-# FAST config's lr 1e-3 the parameters after 2 steps differ by 1.7e-6 (L2), at 1e-4 by 6e-8.
+# (dtype, optimiser steps K, relative tolerance); measured: float64 4.1e-17 (step-1 gradient)
+# and 9.6e-16 (parameters after 2 steps); float32 3.3e-8 and 1.7e-9 (after 1 step).
+CASES = [("float64", 2, 1e-10), ("float32", 1, 1e-6)]
+# AdamW normalises each element's step: an element whose gradient is near its eps moves by up to
+# ~lr·(its relative rounding error), so a small lr keeps the parameter comparison about DDP.
 LR = 1e-4
 CHILD_TIMEOUT_S = 600  # a guard against a hung rendezvous, not a timing assertion
 
@@ -57,10 +61,12 @@ def _child_env(rank: int, world: int, port: int) -> dict[str, str]:
     return env
 
 
-def _launch(world: int, config: Path, data: Path, tok: Path, out: Path) -> Path:
+def _launch(world: int, config: Path, data: Path, tok: Path, out: Path, dtype: str,
+            steps: int) -> Path:
     """Run ``world`` ranks of ``_worker`` to completion; the directory of rank 0's files."""
     port = _free_port()
-    args = [sys.executable, __file__, str(config), str(data), str(tok), str(out)]
+    args = [sys.executable, __file__, str(config), str(data), str(tok), str(out), dtype,
+            str(steps)]
     procs = [subprocess.Popen(args, env=_child_env(r, world, port), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for r in range(world)]
     logs = []
@@ -87,15 +93,16 @@ def relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("dtype", "steps", "tolerance"), CASES)
 def test_two_gloo_ranks_match_one_process(train_config_path: Path,
-                                          train_data: tuple[Path, Path],
-                                          tmp_path: Path) -> None:
+                                          train_data: tuple[Path, Path], tmp_path: Path,
+                                          dtype: str, steps: int, tolerance: float) -> None:
     data, tok = train_data
     config = tmp_path / "ddp.yaml"
     config.write_text(f"extends: {train_config_path}\ntraining: {{lr: {LR}}}\n")
     runs = {}
     for name, world in (("single", 1), ("ddp", WORLD)):
-        out = _launch(world, config, data, tok, tmp_path / name)
+        out = _launch(world, config, data, tok, tmp_path / name, dtype, steps)
         runs[name] = {f: torch.load(out / f"{f}.pt", weights_only=True)
                       for f in ("initial", "grads", "grad_norms", "params")}
     single, ddp = runs["single"], runs["ddp"]
@@ -103,20 +110,21 @@ def test_two_gloo_ranks_match_one_process(train_config_path: Path,
     norms = ((ddp["grad_norms"] - single["grad_norms"]).abs() / single["grad_norms"]).tolist()
     params = relative_difference(ddp["params"], single["params"])
     moved = relative_difference(single["params"], single["initial"])
-    print(f"DDP (2 gloo ranks) vs one process, {STEPS} steps: step-1 gradient {grads:.3g}, "
+    print(f"DDP (2 gloo ranks) vs one process, {dtype}, {steps} steps: step-1 gradient "
+          f"{grads:.3g}, "
           f"pre-clip gradient norm per step {[f'{n:.3g}' for n in norms]}, parameters "
           f"{params:.3g} (the steps moved them by {moved:.3g})")
-    assert moved > 100 * TOLERANCE  # the comparison is of an update, not of two inits
+    assert moved > 100 * tolerance  # the comparison is of an update, not of two inits
     # At step 1 both start from the same parameters: DDP's reduced (then clipped) gradient is
     # the full-batch mean gradient, and at its scale: a sum over ranks would double the
     # pre-clip norm.
-    assert grads <= TOLERANCE
-    assert norms[0] <= 10 * TOLERANCE
-    assert params <= TOLERANCE  # both layouts made the same updates
+    assert grads <= tolerance
+    assert norms[0] <= 10 * tolerance
+    assert params <= tolerance  # both layouts made the same updates
 
 
-def _worker(config: str, data: str, tok: str, out: str) -> None:
-    """One rank: build the trainer (it joins the process group), take ``STEPS`` steps on the
+def _worker(config: str, data: str, tok: str, out: str, dtype: str, steps: str) -> None:
+    """One rank: build the trainer (it joins the process group), take ``steps`` steps on the
     global batches of steps 0…K−1; rank 0 saves the parameters before and after. Then one
     batch whose non-finite row lies in the last rank's share only: every rank must skip that
     step together (no hang, nothing applied), and the next step must train again."""
@@ -128,14 +136,14 @@ def _worker(config: str, data: str, tok: str, out: str) -> None:
     torch.set_num_threads(1)
     cfg = load_config(config)
     t = cfg.training
-    trainer = Trainer(cfg, data, tok, out, progress=False, dtype=torch.float64)
+    trainer = Trainer(cfg, data, tok, out, progress=False, dtype=getattr(torch, dtype))
     world, rank = trainer.ctx.world, trainer.ctx.rank
     assert world == int(os.environ["WORLD_SIZE"])
     Path(out).mkdir(parents=True, exist_ok=True)
     if rank == 0:
         torch.save(_state(trainer.model), Path(out) / "initial.pt")
     norms = []
-    for step in range(STEPS):
+    for step in range(int(steps)):
         rows = batch_indices(len(trainer.train_ds), t.batch_size, step, t.seed)
         assert len(rows) == t.batch_size
         out_step = trainer.train_step(rows)
@@ -148,7 +156,7 @@ def _worker(config: str, data: str, tok: str, out: str) -> None:
         torch.save(_state(trainer.model), Path(out) / "params.pt")
         torch.save(torch.tensor(norms, dtype=torch.float64), Path(out) / "grad_norms.pt")
 
-    rows = batch_indices(len(trainer.train_ds), t.batch_size, STEPS, t.seed)
+    rows = batch_indices(len(trainer.train_ds), t.batch_size, int(steps), t.seed)
     poisoned = int(rows.chunk(world)[-1][0])
     memory = trainer.train_ds._memory
     clean = memory[poisoned].clone()
@@ -171,4 +179,4 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 if __name__ == "__main__":
-    _worker(*sys.argv[1:5])
+    _worker(*sys.argv[1:7])
