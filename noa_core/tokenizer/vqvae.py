@@ -13,7 +13,9 @@ rounding to about 1e-6 of the gradient.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -24,6 +26,8 @@ from noa_core.tokenizer.quantizer import EMAQuantizer
 LEVELS = 3
 SHARED_DECODER_HIDDEN = 256
 PARTIAL_DECODER_HIDDEN = 128
+# What a row-by-row function returns: one tensor [B, ·] (a decoder) or one per quantizer.
+Rows = TypeVar("Rows", torch.Tensor, list[torch.Tensor])
 
 
 def codebook_sizes(n: int, cap: int) -> tuple[int, int, int]:
@@ -41,20 +45,18 @@ def level_dims(n: int, ratios: tuple[float, ...]) -> tuple[int, ...]:
     return tuple(max(4, 4 * math.ceil(n * r / 4)) for r in ratios)
 
 
-def row_by_row(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``layers(x)`` for x [B, D], each row on its own: a fresh [1, D] copy through the layers.
+def row_by_row(fn: Callable[[torch.Tensor], Rows], x: torch.Tensor) -> Rows:
+    """``fn(x)`` for x [B, D], each row on its own: ``fn`` of a fresh [1, D] copy, the results
+    concatenated along the batch (``fn`` returns a tensor or a list of tensors [1, ·]).
 
     Every row then meets the same kernels with the same shapes and an equally aligned buffer, so
     its result is bitwise independent of B (a batched GEMM's blocking changes with B, and so
     does ``bmm``'s). Meant for a frozen module: B small calls instead of one.
     """
-    rows = [layers(r.clone(memory_format=torch.contiguous_format)) for r in x.split(1)]
-    return torch.cat(rows)
-
-
-def _batched(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """``layers(x)``: the usual batched GEMMs."""
-    return layers(x)
+    rows = [fn(r.clone(memory_format=torch.contiguous_format)) for r in x.split(1)]
+    if isinstance(rows[0], torch.Tensor):
+        return torch.cat(rows)
+    return [torch.cat(parts) for parts in zip(*rows, strict=True)]
 
 
 @dataclass
@@ -112,12 +114,16 @@ class CategoricalVQVAE(nn.Module):
         return out
 
     def encode(self, x: torch.Tensor, row_independent: bool = False) -> list[torch.Tensor]:
-        """Pre-quantisation latents, one [B, d_q] per quantizer (category-major)."""
-        run = row_by_row if row_independent else _batched
+        """Pre-quantisation latents of x [B, D], one [B, d_q] per quantizer (category-major)."""
+        if row_independent:
+            return row_by_row(self._encode, x)
+        return self._encode(x)
+
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         latents = []
         for sl, enc, heads in zip(self._slices(), self.encoders, self.heads, strict=True):
-            h = run(enc, x[:, sl])
-            latents.extend(run(head, h) for head in heads)
+            h = enc(x[:, sl])
+            latents.extend(head(h) for head in heads)
         return latents
 
     def quantize(self, latents: list[torch.Tensor]
@@ -133,8 +139,8 @@ class CategoricalVQVAE(nn.Module):
 
     def decode(self, z_q: list[torch.Tensor], row_independent: bool = False) -> torch.Tensor:
         """Shared reconstruction [B, D] of the normalised input."""
-        run = row_by_row if row_independent else _batched
-        return run(self.shared_decoder, torch.cat(z_q, 1))
+        z = torch.cat(z_q, 1)
+        return row_by_row(self.shared_decoder, z) if row_independent else self.shared_decoder(z)
 
     def codes_to_latents(self, codes: torch.Tensor) -> list[torch.Tensor]:
         """The code vectors of token ids [B, Q]."""
