@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import torch
 from torch import nn
@@ -26,8 +25,6 @@ from noa_core.tokenizer.quantizer import EMAQuantizer
 LEVELS = 3
 SHARED_DECODER_HIDDEN = 256
 PARTIAL_DECODER_HIDDEN = 128
-# What a row-by-row function returns: one tensor [B, ·] (a decoder) or one per quantizer.
-Rows = TypeVar("Rows", torch.Tensor, list[torch.Tensor])
 
 
 def codebook_sizes(n: int, cap: int) -> tuple[int, int, int]:
@@ -45,17 +42,16 @@ def level_dims(n: int, ratios: tuple[float, ...]) -> tuple[int, ...]:
     return tuple(max(4, 4 * math.ceil(n * r / 4)) for r in ratios)
 
 
-def row_by_row(fn: Callable[[torch.Tensor], Rows], x: torch.Tensor) -> Rows:
-    """``fn(x)`` for x [B, D], each row on its own: ``fn`` of a fresh [1, D] copy, the results
-    concatenated along the batch (``fn`` returns a tensor or a list of tensors [1, ·]).
+def row_by_row(fn: Callable[[torch.Tensor], list[torch.Tensor]], x: torch.Tensor
+               ) -> list[torch.Tensor]:
+    """``fn(x)`` for x [B, D], each row on its own: ``fn`` of a fresh [1, D] copy gives tensors
+    [1, ·], each concatenated over the rows to [B, ·].
 
     Every row then meets the same kernels with the same shapes and an equally aligned buffer, so
     its result is bitwise independent of B (a batched GEMM's blocking changes with B, and so
     does ``bmm``'s). Meant for a frozen module: B small calls instead of one.
     """
     rows = [fn(r.clone(memory_format=torch.contiguous_format)) for r in x.split(1)]
-    if isinstance(rows[0], torch.Tensor):
-        return torch.cat(rows)
     return [torch.cat(parts) for parts in zip(*rows, strict=True)]
 
 
@@ -120,6 +116,7 @@ class CategoricalVQVAE(nn.Module):
         return self._encode(x)
 
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``encode`` over the whole batch at once."""
         latents = []
         for sl, enc, heads in zip(self._slices(), self.encoders, self.heads, strict=True):
             h = enc(x[:, sl])
@@ -140,7 +137,9 @@ class CategoricalVQVAE(nn.Module):
     def decode(self, z_q: list[torch.Tensor], row_independent: bool = False) -> torch.Tensor:
         """Shared reconstruction [B, D] of the normalised input."""
         z = torch.cat(z_q, 1)
-        return row_by_row(self.shared_decoder, z) if row_independent else self.shared_decoder(z)
+        if row_independent:
+            return row_by_row(lambda r: [self.shared_decoder(r)], z)[0]
+        return self.shared_decoder(z)
 
     def codes_to_latents(self, codes: torch.Tensor) -> list[torch.Tensor]:
         """The code vectors of token ids [B, Q]."""
