@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -403,6 +404,14 @@ class Trainer:
         return val
 
 
+def resume_notice(state: Path, found: bool, step: int, max_steps: int) -> str:
+    """The line ``--resume`` prints on stderr: the step training continues from, or that there
+    was nothing to continue (a first attempt, or a mistyped OUT) and it starts afresh."""
+    if found:
+        return f"resuming from {state} at step {step} of {max_steps}"
+    return f"--resume: {state} does not exist; training starts at step 0"
+
+
 def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: str | Path, *,
           resume: bool = False, progress: bool = True, tracking_uri: str | None = None,
           pipeline_run_id: str | None = None) -> dict[str, Any]:
@@ -421,8 +430,12 @@ def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: st
     if tracking_uri is not None:
         tracking_uri = require_tracking_uri(tracking_uri)  # refused before any work
     trainer = Trainer(cfg, replay, tokenizer_dir, out, progress)
-    if resume and (Path(out) / STATE_FILE).exists():
+    state = Path(out) / STATE_FILE
+    if resume and state.exists():
         trainer.resume()
+    if resume and trainer.ctx.main:
+        print(resume_notice(state, state.exists(), trainer.step, cfg.training.max_steps),
+              file=sys.stderr, flush=True)
     lineage = training_lineage(replay, tokenizer_dir, pipeline_run_id)
     trainer.checkpoint_extra[CHECKPOINT_LINEAGE] = lineage
     if tracking_uri is None or not trainer.ctx.main:

@@ -101,6 +101,21 @@ def test_cli_train(train_config_path: Path, train_data: tuple[Path, Path], tmp_p
     assert "2 steps (0 skipped as non-finite)" in capsys.readouterr().out
 
 
+def test_cli_resume_says_where_it_continues_from(train_config_path: Path,
+                                                 train_data: tuple[Path, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    data, tok = train_data
+    args = ["train", "--config", str(train_config_path), "--replay", str(data),
+            "--tokenizer", str(tok), "--out", str(tmp_path), "--no-progress", "--resume"]
+    assert main([*args, "--max-steps", "2"]) == 0  # nothing to resume yet: said so
+    first = capsys.readouterr()
+    assert "state.pt does not exist; training starts at step 0" in first.err
+    assert "2 steps" in first.out
+    assert main([*args, "--max-steps", "3"]) == 0
+    second = capsys.readouterr()
+    assert "state.pt at step 2 of 3" in second.err and "3 steps" in second.out
+
+
 def test_the_alignment_weights_ramp_in_over_their_warm_up(train_data: tuple[Path, Path],
                                                          train_cfg: NOAConfig,
                                                          tmp_path: Path) -> None:
