@@ -33,6 +33,8 @@ CHECKPOINT_FORMAT = "noa-model"
 CHECKPOINT_VERSION = 1
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
+TRAINING_STATE_KEYS = frozenset({"model", "optimizer", "scheduler", "rng", "step", "skipped",
+                                 "best_val", "consecutive_skips"})
 
 
 def _sha256(path: Path) -> str:
@@ -86,6 +88,8 @@ def load_model_checkpoint(directory: str | Path) -> tuple[NOABackbone, NOAConfig
     from noa_core.models.registry import build_model
 
     d = Path(directory)
+    if not d.is_dir():
+        raise TrainingError(f"{d}: no such checkpoint directory")
     for name in (CONFIG_FILE, MODEL_FILE):
         if not (d / name).is_file():
             raise TrainingError(f"{d}: missing {name} (not a NOA checkpoint directory)")
@@ -97,8 +101,36 @@ def load_model_checkpoint(directory: str | Path) -> tuple[NOABackbone, NOAConfig
                             f"reads {CHECKPOINT_VERSION}")
     cfg = config_from_dict(meta["config"], f"{d / CONFIG_FILE}:config")
     model = build_model(cfg)
-    model.load_state_dict(_safe_load(d / MODEL_FILE), strict=True)
+    weights = _safe_load(d / MODEL_FILE)
+    misfit = state_dict_misfit(model, weights)
+    if misfit:
+        raise TrainingError(f"{d / MODEL_FILE}: the weights do not fit the model that "
+                            f"{d / CONFIG_FILE} describes: {misfit}; the two files come from "
+                            "different trainings")
+    model.load_state_dict(weights, strict=True)
     return model.eval(), cfg, meta
+
+
+def state_dict_misfit(model: torch.nn.Module, state: Any) -> str | None:
+    """Why ``state`` cannot load strictly into ``model`` (missing, unexpected and reshaped
+    tensors, the first of each named), or None when it fits."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a dict of tensors"
+    own = model.state_dict()
+    reshaped = sorted(k for k in own.keys() & state.keys()
+                      if not isinstance(state[k], torch.Tensor) or state[k].shape != own[k].shape)
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    parts = [f"{len(keys)} {what} tensors (first: {keys[0]})"
+             for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+    if reshaped:
+        k = reshaped[0]
+        parts.append(f"{len(reshaped)} tensors of another shape (first: {k} {_shape(state[k])} "
+                     f"where the model has {list(own[k].shape)})")
+    return "; ".join(parts) or None
+
+
+def _shape(value: Any) -> str:
+    return str(list(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def save_training_state(path: Path, trainer: Trainer) -> None:
@@ -117,6 +149,14 @@ def save_training_state(path: Path, trainer: Trainer) -> None:
 def load_training_state(path: Path, trainer: Trainer) -> None:
     """Restore ``save_training_state``'s content into ``trainer``."""
     state = _safe_load(path)
+    lacking = sorted(TRAINING_STATE_KEYS - set(state)) if isinstance(state, dict) else ["all"]
+    if lacking:
+        raise TrainingError(f"{path}: not a training state: keys {lacking} are missing; delete "
+                            "it (or train into another --out) to start afresh")
+    misfit = state_dict_misfit(trainer.model, state["model"])
+    if misfit:
+        raise TrainingError(f"{path}: written by a training of another model ({misfit}); "
+                            "train into another --out, or delete it to start afresh")
     trainer.model.load_state_dict(state["model"])
     trainer.opt.load_state_dict(state["optimizer"])
     trainer.sched.load_state_dict(state["scheduler"])
