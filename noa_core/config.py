@@ -610,6 +610,16 @@ class NOAConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _levels(self) -> NOAConfig:
+        # Each U-AFNO level halves the grid; the decoder's skips must meet at the same size.
+        factor = 2 ** self.model.levels
+        if self.dynamics.grid % factor:
+            raise ValueError(f"model.levels {self.model.levels} halves the grid {self.model.levels}"
+                             f" times: dynamics.grid must be divisible by {factor}, got "
+                             f"{self.dynamics.grid}")
+        return self
+
+    @model_validator(mode="after")
     def _grid(self) -> NOAConfig:
         for name, spec in self.parameter_space.slots():
             if name == "grid_size" and isinstance(spec, ConstantParam) \

@@ -185,6 +185,12 @@ class Trainer:
         self.contexts = self._contexts()
         self.train_ds = ReplayWindows(replay, "train", horizon, self.t.context,
                                       max_context=max(self.contexts))
+        if len(self.train_ds) < self.t.batch_size:
+            # batch_indices would hand every step the whole, smaller train split.
+            raise TrainingError(f"{replay}: the train split holds {len(self.train_ds)} "
+                                f"operators, fewer than training.batch_size "
+                                f"{self.t.batch_size}; lower the batch or train on a larger "
+                                "replay")
         self.val_ds = ReplayWindows(replay, "val", horizon, self.t.context)
         self.replay = Path(replay)
         # Alignment targets depend on where the window starts: one set per K served.

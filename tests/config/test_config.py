@@ -53,9 +53,14 @@ def test_extends_overrides_one_key_and_keeps_the_rest(tmp_path: Path) -> None:
     assert load_config(g) == cfg
 
 
-def _error(tmp_path: Path, text: str) -> str:
+def _write(tmp_path: Path, text: str) -> Path:
     f = tmp_path / "bad.yaml"
     f.write_text(text)
+    return f
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    f = _write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_config(f)
     msg = str(info.value)
@@ -95,6 +100,13 @@ def test_single_value_slot_must_be_constant(tmp_path: Path) -> None:
 def test_weights_must_sum_to_one(tmp_path: Path) -> None:
     msg = _error(tmp_path, "extends: tiny\ninitial_conditions:\n  weights: {grf: 0.5}\n")
     assert "initial_conditions" in msg and "sum to 1" in msg
+
+
+def test_levels_must_divide_the_grid(tmp_path: Path) -> None:
+    # tiny: grid 16; 4 levels halve it to 1, 5 would need a grid divisible by 32
+    load_config(_write(tmp_path, "extends: tiny\nmodel: {levels: 4}\n"))
+    msg = _error(tmp_path, "extends: tiny\nmodel: {levels: 5}\n")
+    assert "model.levels 5" in msg and "divisible by 32, got 16" in msg
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:

@@ -76,6 +76,15 @@ def test_nonfinite_batches_are_skipped_then_abort(train_cfg: NOAConfig,
             trainer.train_step(rows)
 
 
+def test_a_batch_above_the_train_split_is_refused(train_cfg: NOAConfig,
+                                                  train_data: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    data, tok = train_data
+    with pytest.raises(TrainingError, match=r"the train split holds \d+ operators, fewer than "
+                                            "training.batch_size 1000"):
+        Trainer(_cfg(train_cfg, batch_size=1000), data, tok, tmp_path, progress=False)
+
+
 def test_bf16_autocast_runs_on_cpu(train_cfg: NOAConfig, train_data: tuple[Path, Path],
                                    tmp_path: Path) -> None:
     data, tok = train_data
