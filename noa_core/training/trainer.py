@@ -173,6 +173,9 @@ class Trainer:
         self.cfg, self.t = cfg, cfg.training
         self.dtype = dtype
         self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():  # refused before minutes of setup
+            raise TrainingError(f"{out}: exists and is not a directory (the training's output "
+                                "directory)")
         self.progress = progress
         self.ctx = distributed_context()
         torch.manual_seed(self.t.seed)  # once, from the config

@@ -85,6 +85,16 @@ def test_a_batch_above_the_train_split_is_refused(train_cfg: NOAConfig,
         Trainer(_cfg(train_cfg, batch_size=1000), data, tok, tmp_path, progress=False)
 
 
+def test_an_output_path_that_is_a_file_is_refused(train_cfg: NOAConfig,
+                                                  train_data: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.write_text("a file")
+    with pytest.raises(TrainingError, match="out: exists and is not a directory"):
+        Trainer(train_cfg, *train_data, out, progress=False)
+    assert out.read_text() == "a file"
+
+
 def test_bf16_autocast_runs_on_cpu(train_cfg: NOAConfig, train_data: tuple[Path, Path],
                                    tmp_path: Path) -> None:
     data, tok = train_data
