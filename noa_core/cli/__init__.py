@@ -81,6 +81,17 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
+# Where a command creates or writes its outputs, a path the user named is in the way (a file
+# where a directory must go, a directory where a file must go, no permission): input errors.
+PATH_ERRORS = (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+def path_error(exc: OSError) -> str:
+    """``PATH`` (``→ PATH2``): the system's reason, for one of ``PATH_ERRORS``."""
+    paths = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{paths or 'a path'}: {exc.strerror or exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     func: Callable[[argparse.Namespace], int] = args.func
@@ -88,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except NOAError as exc:
         print(f"noa: error: {exc}", file=sys.stderr)
+        return 1
+    except PATH_ERRORS as exc:
+        print(f"noa: error: {path_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("noa: interrupted", file=sys.stderr)

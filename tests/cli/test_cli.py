@@ -118,3 +118,14 @@ def test_original_layout_file_is_inspected_and_replayed_with_a_config(
         f["inputs/fields"] = rng.standard_normal((2, 2, 16, 16)).astype(np.float32)
     assert main(["replay", "--dataset", str(bad), "--out", str(out), "--config", "tiny"]) == 1
     assert "5 θ slots" in capsys.readouterr().err
+
+
+def test_an_output_path_through_a_file_is_one_line(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where a directory must go")
+    assert main(["dataset", "generate", "--config", "tiny", "--n", "2",
+                 "--out", str(blocker / "d.h5"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"noa: error: {blocker}: File exists\n"
+    assert blocker.read_text() == "a file where a directory must go"
