@@ -149,14 +149,18 @@ def save_training_state(path: Path, trainer: Trainer) -> None:
 def load_training_state(path: Path, trainer: Trainer) -> None:
     """Restore ``save_training_state``'s content into ``trainer``."""
     state = _safe_load(path)
-    lacking = sorted(TRAINING_STATE_KEYS - set(state)) if isinstance(state, dict) else ["all"]
+    afresh = "delete it (or train into another --out) to start afresh"
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path}: holds a {type(state).__name__}, not a training state; "
+                            f"{afresh}")
+    lacking = sorted(TRAINING_STATE_KEYS - state.keys())
     if lacking:
-        raise TrainingError(f"{path}: not a training state: keys {lacking} are missing; delete "
-                            "it (or train into another --out) to start afresh")
+        raise TrainingError(f"{path}: not a training state: keys {lacking} are missing; "
+                            f"{afresh}")
     misfit = state_dict_misfit(trainer.model, state["model"])
     if misfit:
         raise TrainingError(f"{path}: written by a training of another model ({misfit}); "
-                            "train into another --out, or delete it to start afresh")
+                            f"{afresh}")
     trainer.model.load_state_dict(state["model"])
     trainer.opt.load_state_dict(state["optimizer"])
     trainer.sched.load_state_dict(state["scheduler"])

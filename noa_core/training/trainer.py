@@ -440,10 +440,11 @@ def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: st
         tracking_uri = require_tracking_uri(tracking_uri)  # refused before any work
     trainer = Trainer(cfg, replay, tokenizer_dir, out, progress)
     state = Path(out) / STATE_FILE
-    if resume and state.exists():
+    found = resume and state.exists()
+    if found:
         trainer.resume()
     if resume and trainer.ctx.main:
-        print(resume_notice(state, state.exists(), trainer.step, cfg.training.max_steps),
+        print(resume_notice(state, found, trainer.step, cfg.training.max_steps),
               file=sys.stderr, flush=True)
     lineage = training_lineage(replay, tokenizer_dir, pipeline_run_id)
     trainer.checkpoint_extra[CHECKPOINT_LINEAGE] = lineage
