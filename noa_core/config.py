@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from noa_core.errors import ConfigError
+from noa_core.yaml_text import parse_yaml
 
 PRESETS: tuple[str, ...] = ("tiny", "small", "paper")
 
@@ -649,13 +650,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+    data = parse_yaml(text, path, ConfigError)
     if data is None:
         data = {}
     if not isinstance(data, dict):

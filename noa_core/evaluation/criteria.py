@@ -18,11 +18,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from noa_core.config import StrictModel, format_validation_error
 from noa_core.errors import EvaluationError
+from noa_core.yaml_text import parse_yaml
 
 Op = Literal["<", "<=", ">", ">="]
 
@@ -174,11 +174,7 @@ def load_criteria(source: str | Path | Criteria | None) -> Criteria:
         return source
     text = str(source)
     raw = _read_s3_criteria(text) if "://" in text else _read_local_criteria(Path(text))
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise EvaluationError(f"{text}: invalid YAML: {exc}") from None
-    return criteria_from_dict(data, text)
+    return criteria_from_dict(parse_yaml(raw, text, EvaluationError), text)
 
 
 def _read_local_criteria(path: Path) -> str:

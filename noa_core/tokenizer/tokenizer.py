@@ -33,6 +33,7 @@ from noa_core.features.schema import FeatureSchema
 from noa_core.tokenizer.family import FamilyEncoders
 from noa_core.tokenizer.preprocess import PreprocessingFit, Preprocessor
 from noa_core.tokenizer.vqvae import CategoricalVQVAE
+from noa_core.yaml_text import parse_yaml
 
 CHECKPOINT_FORMAT = "noa-tokenizer"
 CHECKPOINT_VERSION = 1
@@ -176,10 +177,7 @@ def _fit_with_statistics(fit: PreprocessingFit, pre: Preprocessor) -> Preprocess
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise TokenizerError(f"{path}: invalid YAML: {exc}") from None
+    cfg = parse_yaml(path.read_text(), path, TokenizerError)
     fmt = cfg.get("format") if isinstance(cfg, dict) else None
     if fmt != CHECKPOINT_FORMAT:
         raise TokenizerError(f"{path}: format is {fmt!r}, expected {CHECKPOINT_FORMAT!r}")

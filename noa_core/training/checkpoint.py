@@ -24,6 +24,7 @@ import yaml
 from noa_core.config import NOAConfig, config_from_dict
 from noa_core.errors import TrainingError
 from noa_core.features.schema import FeatureSchema
+from noa_core.yaml_text import parse_yaml
 
 if TYPE_CHECKING:
     from noa_core.models.backbone import NOABackbone
@@ -93,12 +94,15 @@ def load_model_checkpoint(directory: str | Path) -> tuple[NOABackbone, NOAConfig
     for name in (CONFIG_FILE, MODEL_FILE):
         if not (d / name).is_file():
             raise TrainingError(f"{d}: missing {name} (not a NOA checkpoint directory)")
-    meta = yaml.safe_load((d / CONFIG_FILE).read_text())
+    meta = parse_yaml((d / CONFIG_FILE).read_text(), d / CONFIG_FILE, TrainingError)
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"{d / CONFIG_FILE}: not a {CHECKPOINT_FORMAT!r} checkpoint")
     if meta.get("version") != CHECKPOINT_VERSION:
         raise TrainingError(f"{d / CONFIG_FILE}: version {meta.get('version')!r}, this code "
                             f"reads {CHECKPOINT_VERSION}")
+    if not isinstance(meta.get("config"), dict):
+        raise TrainingError(f"{d / CONFIG_FILE}: config: expected the training configuration "
+                            f"as a mapping, got {type(meta.get('config')).__name__}")
     cfg = config_from_dict(meta["config"], f"{d / CONFIG_FILE}:config")
     model = build_model(cfg)
     weights = _safe_load(d / MODEL_FILE)

@@ -71,6 +71,24 @@ def test_weights_that_are_not_a_state_dict_are_named(trained: Path, tmp_path: Pa
         load_model_checkpoint(ckpt)
 
 
+def test_a_broken_config_yaml_is_one_line(trained: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = tmp_path / "checkpoint"
+    shutil.copytree(trained / "checkpoint", ckpt)
+    text = (ckpt / CONFIG_FILE).read_text()
+    (ckpt / CONFIG_FILE).write_text(text.replace("config:", "config: [", 1))
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{ckpt / CONFIG_FILE}: line " in err
+    assert "invalid YAML" in err and not (tmp_path / "m.onnx").exists()
+    meta = yaml.safe_load(text)
+    del meta["config"]
+    (ckpt / CONFIG_FILE).write_text(yaml.safe_dump(meta))
+    with pytest.raises(TrainingError, match=r"config\.yaml: config: expected the training "
+                                            r"configuration as a mapping, got NoneType"):
+        load_model_checkpoint(ckpt)
+
+
 def test_a_missing_directory_says_so(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="nope: no such checkpoint directory"):
         load_model_checkpoint(tmp_path / "nope")
