@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from noa_core.cli.args import add_progress
+from noa_core.cli.args import add_progress, positive, positive_float
 from noa_core.errors import NOAError
 
 DEFAULT_LOCAL_WORK = Path("runs") / "local"
@@ -169,13 +169,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="tiny, small or paper (default: small)")
     lo.add_argument("--work", type=Path, default=DEFAULT_LOCAL_WORK, metavar="DIR",
                     help=f"working directory (default: {DEFAULT_LOCAL_WORK})")
-    lo.add_argument("--max-minutes", type=float, default=None, dest="max_minutes",
+    lo.add_argument("--max-minutes", type=positive_float, default=None, dest="max_minutes",
                     help="cap the training time (default: the preset's)")
-    lo.add_argument("--max-steps", type=int, default=None, dest="max_steps",
+    lo.add_argument("--max-steps", type=positive, default=None, dest="max_steps",
                     help="cap the training steps (default: the preset's)")
     lo.add_argument("--criteria", default=None, metavar="PATH",
                     help="criteria YAML (default: the built-in Phase 1 criteria)")
-    lo.add_argument("--replay-shards", type=int, default=None, dest="replay_shards",
+    lo.add_argument("--replay-shards", type=positive, default=None, dest="replay_shards",
                     help="parallel replay tasks (default: 3)")
     lo.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="any other pipeline parameter (repeatable)")

@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from noa_core.cli.args import add_progress, positive
+from noa_core.cli.args import add_progress, positive, positive_float
 from noa_core.tracking.constants import RUN_ID_KEY
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
     from noa_core.config import load_config
+    from noa_core.training.stage import with_budget
     from noa_core.training.trainer import train
 
-    cfg = load_config(a.config)
-    if a.max_steps is not None or a.max_minutes is not None:
-        updates = {k: v for k, v in (("max_steps", a.max_steps), ("max_minutes", a.max_minutes))
-                   if v is not None}
-        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update=updates)})
+    cfg = with_budget(load_config(a.config), a.max_steps, a.max_minutes)
     m = train(cfg, a.replay, a.tokenizer, a.out, resume=a.resume, progress=a.progress,
               tracking_uri=a.tracking_uri, pipeline_run_id=a.pipeline_run_id)
     print(f"wrote {a.out}: {m['steps']} steps ({m['skipped_nonfinite']} skipped as non-finite), "
@@ -54,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the pipeline run this training belongs to (a lineage tag)")
     t.add_argument("--max-steps", type=positive, default=None,
                    help="override training.max_steps")
-    t.add_argument("--max-minutes", type=float, default=None,
+    t.add_argument("--max-minutes", type=positive_float, default=None,
                    help="override training.max_minutes: a wall-clock cap on the training "
                    "loop, which stops before one more step and the closing validation "
                    "would overrun it")

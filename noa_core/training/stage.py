@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from noa_core.config import NOAConfig, load_config
+from noa_core.config import NOAConfig, config_from_dict, load_config
 from noa_core.errors import ConfigError, NOAError, TrainingError
 
 RUNS_DIR = "runs"
@@ -35,12 +35,16 @@ def run_scoped_dir(work_dir: str | Path, pipeline_run_id: str, stage: str = TRAI
 
 
 def with_budget(cfg: NOAConfig, max_steps: int | None, max_minutes: float | None) -> NOAConfig:
-    """``cfg`` with ``training.max_steps`` / ``training.max_minutes`` replaced where given."""
+    """``cfg`` with ``training.max_steps`` / ``training.max_minutes`` replaced where given,
+    validated like the config file (a ``model_copy`` would let 0 or a negative budget through
+    and train no step)."""
     updates = {k: v for k, v in (("max_steps", max_steps), ("max_minutes", max_minutes))
                if v is not None}
     if not updates:
         return cfg
-    return cfg.model_copy(update={"training": cfg.training.model_copy(update=updates)})
+    data = cfg.model_dump(mode="json")
+    data["training"].update(updates)
+    return config_from_dict(data, "training budget override")
 
 
 def train_stage(config: str | Path, replay: str | Path, tokenizer: str | Path, out: str | Path,

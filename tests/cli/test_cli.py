@@ -90,6 +90,23 @@ def test_bad_shard_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert "0 ≤ I < N" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["train", "--max-minutes", "0"], "--max-minutes: expected a positive finite number, got 0.0"),
+    (["train", "--max-minutes", "nan"], "expected a positive finite number, got nan"),
+    (["train", "--max-minutes", "soon"], "--max-minutes: expected a positive number, got 'soon'"),
+    (["pipeline", "run-local", "--max-minutes", "-1"], "got -1.0"),
+    (["pipeline", "run-local", "--max-steps", "0"], "--max-steps: expected a positive integer"),
+    (["pipeline", "run-local", "--replay-shards", "0"], "--replay-shards: expected a positive"),
+])
+def test_a_budget_that_trains_nothing_is_a_usage_error(
+        argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    required = ["--config", "small", "--replay", "r.h5", "--tokenizer", "tok", "--out", "o"]
+    with pytest.raises(SystemExit) as info:
+        main(argv + (required if argv[0] == "train" else []))
+    assert info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
 def test_original_layout_file_is_inspected_and_replayed_with_a_config(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A file in the original layout (no seeds, split, ids or config) still reads and replays."""

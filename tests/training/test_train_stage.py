@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from noa_core.config import load_config
 from noa_core.errors import ConfigError, TrainingError
-from noa_core.training.stage import require_gpus, run_scoped_dir
+from noa_core.training.stage import require_gpus, run_scoped_dir, with_budget
 
 
 def _torch_sees(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
@@ -37,3 +38,17 @@ def test_run_scoped_directory(tmp_path: Path) -> None:
     for bad in ("../x", "a/b", "", "..", ".hidden"):
         with pytest.raises(ConfigError, match="names a directory"):
             run_scoped_dir(tmp_path, bad)
+
+
+def test_a_budget_override_is_validated_like_the_config() -> None:
+    cfg = load_config("small")
+    assert with_budget(cfg, None, None) is cfg
+    assert with_budget(cfg, cfg.training.max_steps, None) == cfg  # the round trip is exact
+    got = with_budget(cfg, 7, 0.5).training
+    assert (got.max_steps, got.max_minutes) == (7, 0.5)
+    # 0 steps or minutes would train nothing and still write a checkpoint
+    with pytest.raises(ConfigError, match=r"training\.max_minutes: Input should be greater "
+                                          r"than 0 \(got -2\.0\)"):
+        with_budget(cfg, None, -2.0)
+    with pytest.raises(ConfigError, match=r"training\.max_steps: .* \(got 0\)"):
+        with_budget(cfg, 0, None)
