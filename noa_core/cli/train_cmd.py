@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue from OUT/state.pt exactly when it exists (and, tracking, the "
                         "MLflow run recorded in OUT/mlflow_run.json), else start afresh; "
-                        "stderr says which")
+                        "stderr says which. Only the budget (--max-steps, --max-minutes) may "
+                        "differ from the configuration state.pt was written under")
     t.add_argument("--tracking-uri", default=None, metavar="URI",
                    help="log into an MLflow run (sqlite:///PATH or http(s)://HOST:PORT): params, "
                         "resolved config, step metrics; its id goes to OUT/metrics.json as "

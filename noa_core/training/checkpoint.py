@@ -35,7 +35,10 @@ CHECKPOINT_VERSION = 1
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.pt"
 TRAINING_STATE_KEYS = frozenset({"model", "optimizer", "scheduler", "rng", "step", "skipped",
-                                 "best_val", "consecutive_skips"})
+                                 "best_val", "consecutive_skips", "config"})
+# What --resume may change: the budget (to extend or cut a run) and the run's label. Any other
+# key changes the batches, the losses or the schedule, so the run would no longer continue.
+RESUMABLE_CHANGES = frozenset({"name", "training.max_steps", "training.max_minutes"})
 
 
 def _sha256(path: Path) -> str:
@@ -133,6 +136,34 @@ def state_dict_misfit(model: torch.nn.Module, state: Any) -> str | None:
     return "; ".join(parts) or None
 
 
+def config_changes(saved: Any, current: dict[str, Any], shown: int = 3) -> str | None:
+    """The keys outside ``RESUMABLE_CHANGES`` whose values differ between the configuration a
+    training state was saved under and ``current`` (dotted paths, ``saved → current``, the
+    first ``shown`` of them and a count), or None when none do."""
+    if not isinstance(saved, dict):
+        return f"config holds a {type(saved).__name__}, not a configuration"
+    old, new = _flatten(saved), _flatten(current)
+    keys = sorted(k for k in old.keys() | new.keys()
+                  if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    if not keys:
+        return None
+    parts = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys[:shown]]
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(parts) + more
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings → {"a.b.c": leaf}; lists are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
 def _shape(value: Any) -> str:
     return str(list(value.shape)) if isinstance(value, torch.Tensor) else type(value).__name__
 
@@ -144,6 +175,7 @@ def save_training_state(path: Path, trainer: Trainer) -> None:
         "scheduler": trainer.sched.state_dict(), "rng": torch.get_rng_state(),
         "step": trainer.step, "skipped": trainer.skipped, "best_val": trainer.best_val,
         "consecutive_skips": trainer.consecutive_skips,
+        "config": trainer.cfg.model_dump(mode="json"),
     }
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
@@ -165,6 +197,11 @@ def load_training_state(path: Path, trainer: Trainer) -> None:
     if misfit:
         raise TrainingError(f"{path}: written by a training of another model ({misfit}); "
                             f"{afresh}")
+    changed = config_changes(state["config"], trainer.cfg.model_dump(mode="json"))
+    if changed:
+        allowed = ", ".join(sorted(RESUMABLE_CHANGES))
+        raise TrainingError(f"{path}: written under another configuration: {changed} (only "
+                            f"{allowed} may change on --resume); restore them, or {afresh}")
     trainer.model.load_state_dict(state["model"])
     trainer.opt.load_state_dict(state["optimizer"])
     trainer.sched.load_state_dict(state["scheduler"])

@@ -110,3 +110,26 @@ def test_resume_refuses_the_state_of_another_model(
     with pytest.raises(TrainingError, match=r"not a training state: keys \['optimizer'\] "
                                             "are missing"):
         Trainer(train_cfg, *train_data, out, progress=False).resume()
+
+
+def test_resume_refuses_another_configuration_but_not_another_budget(
+        trained: Path, train_cfg: NOAConfig, train_data: tuple[Path, Path],
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(trained / STATE_FILE, out / STATE_FILE)
+    t = train_cfg.training
+    # `trained` ran with max_steps 2: a longer, time-capped budget and a new name continue it
+    longer = train_cfg.model_copy(update={"name": "extended", "training": t.model_copy(
+        update={"max_steps": 9, "max_minutes": 3.0})})
+    resumed = Trainer(longer, *train_data, out, progress=False)
+    resumed.resume()
+    assert resumed.step == 2
+    other = train_cfg.model_copy(update={"training": t.model_copy(
+        update={"lr": 2 * t.lr, "seed": t.seed + 1})})
+    with pytest.raises(TrainingError) as info:
+        Trainer(other, *train_data, out, progress=False).resume()
+    msg = str(info.value)
+    assert f"training.lr {t.lr!r} → {2 * t.lr!r}, training.seed {t.seed} → {t.seed + 1}" in msg
+    assert "state.pt: written under another configuration" in msg
+    assert "training.max_minutes, training.max_steps may change" in msg
