@@ -94,12 +94,17 @@ def test_a_missing_directory_says_so(tmp_path: Path) -> None:
         load_model_checkpoint(tmp_path / "nope")
 
 
-def test_resume_refuses_the_state_of_another_model(
-        trained: Path, train_cfg: NOAConfig, train_data: tuple[Path, Path],
-        tmp_path: Path) -> None:
+@pytest.fixture
+def out(trained: Path, tmp_path: Path) -> Path:
+    """A fresh OUT holding a copy of ``trained``'s state.pt."""
     out = tmp_path / "out"
     out.mkdir()
     shutil.copy(trained / STATE_FILE, out / STATE_FILE)
+    return out
+
+
+def test_resume_refuses_the_state_of_another_model(
+        out: Path, train_cfg: NOAConfig, train_data: tuple[Path, Path]) -> None:
     Trainer(train_cfg, *train_data, out, progress=False).resume()  # the same model resumes
     other = Trainer(_wider(train_cfg), *train_data, out, progress=False)
     with pytest.raises(TrainingError, match=r"state\.pt: written by a training of another "
@@ -113,11 +118,7 @@ def test_resume_refuses_the_state_of_another_model(
 
 
 def test_resume_refuses_another_configuration_but_not_another_budget(
-        trained: Path, train_cfg: NOAConfig, train_data: tuple[Path, Path],
-        tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    shutil.copy(trained / STATE_FILE, out / STATE_FILE)
+        out: Path, train_cfg: NOAConfig, train_data: tuple[Path, Path]) -> None:
     t = train_cfg.training
     # `trained` ran with max_steps 2: a longer, time-capped budget and a new name continue it
     longer = train_cfg.model_copy(update={"name": "extended", "training": t.model_copy(
