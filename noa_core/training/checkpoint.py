@@ -7,8 +7,10 @@
   and, when it tracked, ``tracking.mlflow_run_id``;
 - ``model.pt``: the model's state dict, tensors only (``weights_only=True`` on load).
 
-``state.pt`` (resume): model, AdamW and scheduler state, the global RNG state, counters. Only
-tensors and plain containers, so it too loads with ``weights_only=True``.
+``state.pt`` (resume): model, AdamW and scheduler state, the global RNG state, counters, the
+resolved configuration and (from ``noa train``) the dataset and tokenizer sha256. Resuming
+refuses another model, another configuration (the budget aside) and other inputs. Only tensors
+and plain containers, so it too loads with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import yaml
 from noa_core.config import NOAConfig, config_from_dict
 from noa_core.errors import TrainingError
 from noa_core.features.schema import FeatureSchema
+from noa_core.tracking.constants import CHECKPOINT_LINEAGE, LINEAGE_UNKNOWN
 from noa_core.yaml_text import parse_yaml
 
 if TYPE_CHECKING:
@@ -39,6 +42,8 @@ TRAINING_STATE_KEYS = frozenset({"model", "optimizer", "scheduler", "rng", "step
 # What --resume may change: the budget (to extend or cut a run) and the run's label. Any other
 # key changes the batches, the losses or the schedule, so the run would no longer continue.
 RESUMABLE_CHANGES = frozenset({"name", "training.max_steps", "training.max_minutes"})
+# The lineage keys naming the inputs a resumed run must keep: the data and the frozen tokenizer.
+RESUME_INPUTS = ("dataset_sha256", "tokenizer_sha256")
 
 
 def _sha256(path: Path) -> str:
@@ -136,6 +141,25 @@ def state_dict_misfit(model: torch.nn.Module, state: Any) -> str | None:
     return "; ".join(parts) or None
 
 
+def _inputs(trainer: Trainer) -> dict[str, str]:
+    """The replay's dataset and the tokenizer sha256 from the lineage ``train`` gave the
+    trainer (empty for a trainer built without one)."""
+    lineage = trainer.checkpoint_extra.get(CHECKPOINT_LINEAGE) or {}
+    return {k: lineage[k] for k in RESUME_INPUTS if k in lineage}
+
+
+def input_changes(saved: Any, current: dict[str, str]) -> str | None:
+    """The inputs whose sha256 differs between a saved state and now (``key saved… → now…``),
+    or None; an input either side does not know (absent or ``LINEAGE_UNKNOWN``) is not
+    compared."""
+    if not isinstance(saved, dict):
+        return None
+    known = [k for k in RESUME_INPUTS if LINEAGE_UNKNOWN not in (saved.get(k, LINEAGE_UNKNOWN),
+                                                                 current.get(k, LINEAGE_UNKNOWN))]
+    diff = [f"{k} {saved[k][:12]}… → {current[k][:12]}…" for k in known if saved[k] != current[k]]
+    return ", ".join(diff) or None
+
+
 def config_changes(saved: Any, current: dict[str, Any], shown: int = 3) -> str | None:
     """The keys outside ``RESUMABLE_CHANGES`` whose values differ between the configuration a
     training state was saved under and ``current`` (dotted paths, ``saved → current``, the
@@ -176,6 +200,7 @@ def save_training_state(path: Path, trainer: Trainer) -> None:
         "step": trainer.step, "skipped": trainer.skipped, "best_val": trainer.best_val,
         "consecutive_skips": trainer.consecutive_skips,
         "config": trainer.cfg.model_dump(mode="json"),
+        "inputs": _inputs(trainer),
     }
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
@@ -202,6 +227,10 @@ def load_training_state(path: Path, trainer: Trainer) -> None:
         allowed = ", ".join(sorted(RESUMABLE_CHANGES))
         raise TrainingError(f"{path}: written under another configuration: {changed} (only "
                             f"{allowed} may change on --resume); restore them, or {afresh}")
+    swapped = input_changes(state.get("inputs"), _inputs(trainer))
+    if swapped:
+        raise TrainingError(f"{path}: written while training on other inputs: {swapped}; give "
+                            f"the same replay file and tokenizer, or {afresh}")
     trainer.model.load_state_dict(state["model"])
     trainer.opt.load_state_dict(state["optimizer"])
     trainer.sched.load_state_dict(state["scheduler"])

@@ -439,6 +439,9 @@ def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: st
     if tracking_uri is not None:
         tracking_uri = require_tracking_uri(tracking_uri)  # refused before any work
     trainer = Trainer(cfg, replay, tokenizer_dir, out, progress)
+    # before resuming: state.pt records the inputs' sha256 and resume compares them
+    lineage = training_lineage(replay, tokenizer_dir, pipeline_run_id)
+    trainer.checkpoint_extra[CHECKPOINT_LINEAGE] = lineage
     state = Path(out) / STATE_FILE
     found = resume and state.exists()
     if found:
@@ -446,8 +449,6 @@ def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: st
     if resume and trainer.ctx.main:
         print(resume_notice(state, found, trainer.step, cfg.training.max_steps),
               file=sys.stderr, flush=True)
-    lineage = training_lineage(replay, tokenizer_dir, pipeline_run_id)
-    trainer.checkpoint_extra[CHECKPOINT_LINEAGE] = lineage
     if tracking_uri is None or not trainer.ctx.main:
         return trainer.fit()
     from noa_core.training.tracked import fit_tracked

@@ -134,3 +134,22 @@ def test_resume_refuses_another_configuration_but_not_another_budget(
     assert f"training.lr {t.lr!r} → {2 * t.lr!r}, training.seed {t.seed} → {t.seed + 1}" in msg
     assert "state.pt: written under another configuration" in msg
     assert "training.max_minutes, training.max_steps may change" in msg
+
+
+def test_resume_refuses_other_inputs(out: Path, train_cfg: NOAConfig,
+                                     train_data: tuple[Path, Path]) -> None:
+    state = torch.load(out / STATE_FILE, weights_only=True)
+    saved = state["inputs"]
+    assert set(saved) == {"dataset_sha256", "tokenizer_sha256"}  # `trained` ran through train()
+    cfg = train_cfg.model_copy(update={"training": train_cfg.training.model_copy(
+        update={"max_steps": 3})})
+    # unknown on either side is not compared: the same inputs resume, one step more
+    torch.save({**state, "inputs": {**saved, "dataset_sha256": "unknown"}}, out / STATE_FILE)
+    assert train(cfg, *train_data, out, resume=True, progress=False)["steps"] == 3
+    state = torch.load(out / STATE_FILE, weights_only=True)
+    other = "0" * 64
+    torch.save({**state, "inputs": {**saved, "tokenizer_sha256": other}}, out / STATE_FILE)
+    with pytest.raises(TrainingError, match=rf"state\.pt: written while training on other "
+                                            rf"inputs: tokenizer_sha256 {other[:12]}… → "
+                                            rf"{saved['tokenizer_sha256'][:12]}…; give the same"):
+        train(cfg, *train_data, out, resume=True, progress=False)
