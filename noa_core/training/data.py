@@ -37,7 +37,9 @@ class ReplayWindows(Dataset):
         span = max(context, context if max_context is None else max_context)
         with DatasetReader(self.path) as r:
             if not r.has_trajectories:
-                raise DatasetError(f"{self.path}: {L.OUTPUTS} is missing: not a replay file")
+                raise DatasetError(f"{self.path}: {L.OUTPUTS} is missing: a {r.kind} file without "
+                                   "stored trajectories; replay it first (noa replay --dataset "
+                                   f"{self.path} --split all --out REPLAY.h5)")
             steps = r.num_steps or 0
             if span + horizon > steps:
                 raise DatasetError(
