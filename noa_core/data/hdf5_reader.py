@@ -186,6 +186,16 @@ class DatasetReader:
         c, h, w = self._file[L.INPUTS].shape[1:]
         return int(c), int(h), int(w)
 
+    def require_inputs(self, theta_dim: int, field_shape: tuple[int, int, int]) -> None:
+        """Raise ``DatasetError`` unless θ rows have ``theta_dim`` slots and states are
+        ``field_shape`` [C, H, W]: what a model built for another configuration would take."""
+        have = (self.theta_dim, self.field_shape)
+        if have != (theta_dim, tuple(field_shape)):
+            raise DatasetError(
+                f"{self.path}: {L.PARAMS} has {have[0]} θ slots and {L.INPUTS} are [C, H, W] = "
+                f"{list(have[1])}; the model takes {theta_dim} θ slots and "
+                f"{list(field_shape)}: a file of another configuration")
+
     @property
     def channels(self) -> int:
         return self.field_shape[0]

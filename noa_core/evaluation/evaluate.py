@@ -47,6 +47,7 @@ from noa_core.evaluation.gate import gate
 from noa_core.evaluation.report import ReportFrames, write_reports
 from noa_core.features.extract import FeatureExtractor
 from noa_core.features.schema import FeatureSchema, feature_schema
+from noa_core.models.registry import model_inputs
 from noa_core.tokenizer.tokenizer import WEIGHTS_FILE, Tokenizer
 from noa_core.training.checkpoint import load_model_checkpoint
 from noa_core.training.data import ReplayWindows
@@ -154,13 +155,7 @@ def _check_pairing(meta: dict[str, Any], checkpoint_dir: Path, tok: Tokenizer,
 
 
 def _open_windows(replay: Path, horizon: int, context: int, cfg: NOAConfig) -> ReplayWindows:
-    ds = ReplayWindows(replay, "test", horizon, context)
-    _, _, c, h, w = ds.window_shape
-    if c != cfg.dynamics.channels or h != cfg.dynamics.grid or w != cfg.dynamics.grid:
-        raise EvaluationError(
-            f"{replay}: fields are [C={c}, {h}×{w}], the checkpoint's model expects "
-            f"[C={cfg.dynamics.channels}, {cfg.dynamics.grid}×{cfg.dynamics.grid}]")
-    return ds
+    return ReplayWindows(replay, "test", horizon, context, model_inputs=model_inputs(cfg))
 
 
 # --- the batch loop -------------------------------------------------------------------------

@@ -104,14 +104,7 @@ def _inputs(replay: Path, split: str, meta: dict[str, Any], k: int
         rows = (np.arange(r.num_samples) if split == "all" else r.indices_of_split(split))
         if rows.size == 0:
             raise EvaluationError(f"{replay}: metadata/split has no '{split}' rows")
-        if r.theta_dim != meta["theta_dim"]:
-            raise EvaluationError(f"{replay}: parameters/params has {r.theta_dim} θ slots, the "
-                                  f"model takes noa.theta_dim = {meta['theta_dim']}")
-        c, h, w = r.field_shape
-        want = (meta["channels"], meta["grid"], meta["grid"])
-        if (c, h, w) != want:
-            raise EvaluationError(f"{replay}: inputs/fields are [C, H, W] = {[c, h, w]}, the "
-                                  f"model takes {list(want)}")
+        r.require_inputs(meta["theta_dim"], (meta["channels"], meta["grid"], meta["grid"]))
         ctx = None
         if k == 0:
             start, what = r.ics(rows), "inputs/fields (X_0)"

@@ -50,6 +50,7 @@ from noa_core.export.onnx_export import (
     step_inputs,
 )
 from noa_core.models.backbone import NOABackbone
+from noa_core.models.registry import model_inputs
 
 ONNX_FILE = "model.onnx"  # the file name inside an exported-model directory (pipeline artifact)
 TRACE_BATCH = 2
@@ -100,14 +101,16 @@ def synthetic_context(model: NOABackbone, u: torch.Tensor, k: int, seed: int) ->
     return torch.stack([*steps, u], dim=1)
 
 
-def replay_inputs(replay: str | Path, batch: int, context: int
+def replay_inputs(replay: str | Path, batch: int, context: int,
+                  shapes: tuple[int, tuple[int, int, int]]
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """θ, the start state (realization 0's state K) and the context u_0 … u_K (None for
     K = 0) of the first test operators of a replay file, repeated cyclically up to ``batch``
-    rows."""
+    rows; the file must hold the ``shapes`` (θ slots, [C, H, W]) the model takes."""
     from noa_core.data.hdf5_reader import DatasetReader
 
     with DatasetReader(replay) as r:
+        r.require_inputs(*shapes)
         rows = r.indices_of_split("test")
         if rows.size == 0:
             raise EvaluationError(f"{replay}: metadata/split has no 'test' rows for the parity "
@@ -191,6 +194,14 @@ def export_model(checkpoint_dir: str | Path, out: str | Path, *, replay: str | P
     horizon = cfg.dynamics.feature_horizon if steps is None else int(steps)
     theta, u = synthetic_inputs(model, cfg.dynamics.grid, TRACE_BATCH, seed)
     k = cfg.training.context
+    # The parity inputs are read first: a replay that cannot serve leaves no ONNX file behind.
+    if replay is not None:
+        p_theta, p_u, p_ctx = replay_inputs(replay, parity_batch, k, model_inputs(cfg))
+        source = f"first test operators of {Path(replay).name}"
+    else:
+        p_theta, p_u = synthetic_inputs(model, cfg.dynamics.grid, parity_batch, seed + 1)
+        p_ctx = synthetic_context(model, p_u, k, seed + 200) if k > 0 else None
+        source = "seeded smooth random fields at the field statistics"
     started = time.perf_counter()
     props = export_metadata(cfg, meta, model, out.name)
     if model.context_encoder is not None:
@@ -207,13 +218,6 @@ def export_model(checkpoint_dir: str | Path, out: str | Path, *, replay: str | P
     write_metadata(tmp, props | {"graph": "step"})
     os.replace(tmp, out)
     export_s = time.perf_counter() - started
-    if replay is not None:
-        p_theta, p_u, p_ctx = replay_inputs(replay, parity_batch, k)
-        source = f"first test operators of {Path(replay).name}"
-    else:
-        p_theta, p_u = synthetic_inputs(model, cfg.dynamics.grid, parity_batch, seed + 1)
-        p_ctx = synthetic_context(model, p_u, k, seed + 200) if k > 0 else None
-        source = "seeded smooth random fields at the field statistics"
     parity = rollout_parity(model, out, p_theta, p_u, horizon, p_ctx)
     report = {"onnx": out.name, "opset": OPSET, "traced_batch": TRACE_BATCH,
               "inputs": source, "tolerance": tolerance, **parity,

@@ -16,6 +16,14 @@ MODELS: dict[str, Builder] = {
 }
 
 
+def model_inputs(cfg: NOAConfig) -> tuple[int, tuple[int, int, int]]:
+    """(θ slots P, state shape [C, H, W]) of the model ``build_model(cfg)`` builds."""
+    from noa_core.dynamics.parameters import ThetaSpace
+
+    d = cfg.dynamics
+    return ThetaSpace(cfg.parameter_space, d).dim, (d.channels, d.grid, d.grid)
+
+
 def build_model(cfg: NOAConfig | ModelConfig, channels: int | None = None,
                 theta_dim: int | None = None, theta_mask: Sequence[bool] | None = None,
                 horizon: int | None = None) -> NOABackbone:

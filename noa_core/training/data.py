@@ -29,13 +29,18 @@ PRELOAD_BYTES = 2 << 30
 
 class ReplayWindows(Dataset):
     """Operators of one split of a replay file, as windows of H + 1 states from state K
-    (``context`` by default; any K ≤ ``max_context``)."""
+    (``context`` by default; any K ≤ ``max_context``). ``model_inputs`` (θ slots P, [C, H, W]),
+    when given, is checked before anything else: a file of another configuration is named as
+    such, not trained or scored on."""
 
     def __init__(self, path: str | Path, split: str, horizon: int, context: int = 0,
-                 preload: bool | None = None, max_context: int | None = None) -> None:
+                 preload: bool | None = None, max_context: int | None = None,
+                 model_inputs: tuple[int, tuple[int, int, int]] | None = None) -> None:
         self.path = Path(path)
         span = max(context, context if max_context is None else max_context)
         with DatasetReader(self.path) as r:
+            if model_inputs is not None:
+                r.require_inputs(*model_inputs)
             if not r.has_trajectories:
                 raise DatasetError(f"{self.path}: {L.OUTPUTS} is missing: a {r.kind} file without "
                                    "stored trajectories; replay it first (noa replay --dataset "

@@ -41,7 +41,7 @@ from noa_core.errors import TrainingError
 from noa_core.features.extract import FeatureExtractor
 from noa_core.features.schema import feature_schema
 from noa_core.models.backbone import NOABackbone
-from noa_core.models.registry import build_model
+from noa_core.models.registry import build_model, model_inputs
 from noa_core.tokenizer.tokenizer import Tokenizer
 from noa_core.training.checkpoint import (
     load_training_state,
@@ -186,15 +186,17 @@ class Trainer:
         self.tokenizer_dir = Path(tokenizer_dir)
         self.extractor = FeatureExtractor(self.schema)
         self.contexts = self._contexts()
+        shapes = model_inputs(cfg)
         self.train_ds = ReplayWindows(replay, "train", horizon, self.t.context,
-                                      max_context=max(self.contexts))
+                                      max_context=max(self.contexts), model_inputs=shapes)
         if len(self.train_ds) < self.t.batch_size:
             # batch_indices would hand every step the whole, smaller train split.
             raise TrainingError(f"{replay}: the train split holds {len(self.train_ds)} "
                                 f"operators, fewer than training.batch_size "
                                 f"{self.t.batch_size}; lower the batch or train on a larger "
                                 "replay")
-        self.val_ds = ReplayWindows(replay, "val", horizon, self.t.context)
+        self.val_ds = ReplayWindows(replay, "val", horizon, self.t.context,
+                                    model_inputs=shapes)
         self.replay = Path(replay)
         # Alignment targets depend on where the window starts: one set per K served.
         self.targets = {k: precompute_targets(self.tok, self.extractor,

@@ -22,6 +22,7 @@ from noa_core.export.predict import PREDICTIONS, predict
 from noa_core.export.stage import PARITY_BATCH, TRACE_BATCH, parity_path, replay_inputs
 from noa_core.features.schema import feature_schema
 from noa_core.models import build_model, perturb_zero_layers
+from noa_core.models.registry import model_inputs
 from noa_core.tracking import open_run, run_metrics
 from noa_core.training.checkpoint import load_model_checkpoint, save_model_checkpoint
 
@@ -175,16 +176,38 @@ def test_predict_refuses_a_graph_without_noa_metadata(tmp_path: Path, tiny_datas
         predict(tmp_path / "junk.onnx", tiny_dataset, tmp_path / "p.h5")
 
 
-def test_parity_inputs_from_a_replay_file_cycle_its_test_rows(tiny_dataset: Path) -> None:
-    theta, u, ctx = replay_inputs(tiny_dataset, PARITY_BATCH, context=0)
+def test_parity_inputs_from_a_replay_file_cycle_its_test_rows(tiny_dataset: Path,
+                                                              tiny_cfg: NOAConfig) -> None:
+    shapes = model_inputs(tiny_cfg)
+    theta, u, ctx = replay_inputs(tiny_dataset, PARITY_BATCH, 0, shapes)
     with DatasetReader(tiny_dataset) as r:
         rows = np.resize(r.indices_of_split("test"), PARITY_BATCH)
         assert np.array_equal(u.numpy(), r.ics(rows)) and ctx is None
         assert np.allclose(theta.numpy(), r.theta[rows])
-        theta2, u2, ctx2 = replay_inputs(tiny_dataset, PARITY_BATCH, context=2)
+        theta2, u2, ctx2 = replay_inputs(tiny_dataset, PARITY_BATCH, 2, shapes)
         assert torch.equal(theta2, theta) and ctx2.shape == (PARITY_BATCH, 3, 2, 16, 16)
         assert np.array_equal(ctx2.numpy(), r.trajectories(rows)[:, 0, :3])
         assert torch.equal(u2, ctx2[:, -1])
+
+
+def test_a_replay_of_another_configuration_is_refused_before_any_file(
+        checkpoint: Path, exported: Path, tiny_cfg: NOAConfig, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    wide = tmp_path / "wide.h5"
+    with h5py.File(wide, "w") as f:  # 5 θ slots, 3 channels: another configuration's shapes
+        f["parameters/params"] = np.random.default_rng(0).random((4, 5))
+        f["inputs/fields"] = np.zeros((4, 3, 16, 16), np.float32)
+    slots, (c, h, w) = model_inputs(tiny_cfg)
+    taken = f"the model takes {slots} θ slots and [{c}, {h}, {w}]: a file of another configuration"
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--out", str(out),
+                 "--replay", str(wide)]) == 1
+    err = capsys.readouterr().err
+    assert "has 5 θ slots and inputs/fields are [C, H, W] = [3, 16, 16]; " + taken in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wide.h5"]  # no .onnx, no temp file
+    assert main(["predict", "--onnx", str(exported), "--replay", str(wide),
+                 "--out", str(tmp_path / "p.h5")]) == 1
+    assert taken in capsys.readouterr().err and not (tmp_path / "p.h5").exists()
 
 
 def test_export_logs_the_model_and_its_parity_report(tracked_export: tuple[Path, str, str]

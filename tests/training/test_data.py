@@ -10,7 +10,9 @@ import pytest
 from noa_core.config import NOAConfig
 from noa_core.data.generate import generate_dataset
 from noa_core.errors import DatasetError
+from noa_core.models.registry import model_inputs
 from noa_core.training.data import ReplayWindows
+from noa_core.training.trainer import Trainer
 
 
 def test_a_dataset_without_trajectories_says_to_replay_it(train_cfg: NOAConfig,
@@ -35,3 +37,20 @@ def test_a_window_longer_than_the_stored_steps_is_refused(
                                            rf"{k + 1} \+ horizon {h}; replay with --steps ≥ "
                                            rf"{k + h + 1}"):
         ReplayWindows(data, "train", h, max_context=k + 1)
+
+
+def test_a_replay_of_another_configuration_is_named_before_training(
+        train_data: tuple[Path, Path], train_cfg: NOAConfig, tmp_path: Path) -> None:
+    data, tok = train_data
+    h = train_cfg.dynamics.feature_horizon
+    slots, (c, g, _) = model_inputs(train_cfg)
+    ReplayWindows(data, "train", h, model_inputs=(slots, (c, g, g)))
+    # A grid the U-Net also accepts: before this check it trained on 16² and saved "32"
+    wider = train_cfg.model_copy(update={"dynamics": train_cfg.dynamics.model_copy(
+        update={"grid": 2 * g})})
+    with pytest.raises(DatasetError, match=rf"dataset\.h5: parameters/params has {slots} θ "
+                                           rf"slots and inputs/fields are \[C, H, W\] = "
+                                           rf"\[{c}, {g}, {g}\]; the model takes {slots} θ "
+                                           rf"slots and \[{c}, {2 * g}, {2 * g}\]"):
+        Trainer(wider, data, tok, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
