@@ -49,6 +49,7 @@ from noa_core.features.extract import FeatureExtractor
 from noa_core.features.schema import FeatureSchema, feature_schema
 from noa_core.models.registry import model_inputs
 from noa_core.tokenizer.tokenizer import WEIGHTS_FILE, Tokenizer
+from noa_core.tracking.reachability import reachable_tracking_uri
 from noa_core.training.checkpoint import load_model_checkpoint
 from noa_core.training.data import ReplayWindows
 
@@ -584,6 +585,8 @@ def evaluate(checkpoint_dir: str | Path, replay: str | Path, tokenizer_dir: str 
     if (tracking_uri is None) != (run_id is None):
         raise EvaluationError("--tracking-uri and --run-id go together: evaluation logs into "
                               "the run that training opened")
+    if tracking_uri is not None:
+        tracking_uri = reachable_tracking_uri(tracking_uri)  # before minutes of rollouts
     crit = load_criteria(criteria)
     champion = _load_champion(champion_metrics)
     torch.manual_seed(crit.seed)  # once, from the criteria

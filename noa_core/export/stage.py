@@ -51,6 +51,7 @@ from noa_core.export.onnx_export import (
 )
 from noa_core.models.backbone import NOABackbone
 from noa_core.models.registry import model_inputs
+from noa_core.tracking.reachability import reachable_tracking_uri
 
 ONNX_FILE = "model.onnx"  # the file name inside an exported-model directory (pipeline artifact)
 TRACE_BATCH = 2
@@ -183,6 +184,8 @@ def export_model(checkpoint_dir: str | Path, out: str | Path, *, replay: str | P
     if (tracking_uri is None) != (run_id is None):
         raise EvaluationError("--tracking-uri and --run-id go together: export logs into the "
                               "run that training opened")
+    if tracking_uri is not None:
+        tracking_uri = reachable_tracking_uri(tracking_uri)  # before the export's minute
     if parity_batch == TRACE_BATCH or parity_batch < 1:
         raise EvaluationError(f"parity batch {parity_batch}: expected ≥ 1 and ≠ the traced "
                               f"batch {TRACE_BATCH}")

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from noa_core.errors import TrackingError
-from noa_core.tracking.safety import redact_uri, require_tracking_uri
+from noa_core.tracking.reachability import reachable_tracking_uri
+from noa_core.tracking.safety import redact_uri
 
 _FLUENT_LOCK = threading.RLock()
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
@@ -26,7 +27,7 @@ def client_for(tracking_uri: str | None) -> Any:
     """An ``MlflowClient`` whose tracking and registry URIs are both ``tracking_uri``."""
     from mlflow import MlflowClient
 
-    uri = require_tracking_uri(tracking_uri)
+    uri = reachable_tracking_uri(tracking_uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -51,7 +52,7 @@ def fluent_uri(tracking_uri: str) -> Iterator[None]:
     """Pin MLflow's global tracking and registry URIs to ``tracking_uri`` within the block."""
     import mlflow
 
-    uri = require_tracking_uri(tracking_uri)
+    uri = reachable_tracking_uri(tracking_uri)
     with _FLUENT_LOCK, quiet_urls():
         saved_env = {k: os.environ.get(k) for k in _URI_ENV}
         saved_tracking = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None

@@ -436,10 +436,10 @@ def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: st
     """
     from noa_core.tracking.constants import CHECKPOINT_LINEAGE
     from noa_core.tracking.lineage import training_lineage
-    from noa_core.tracking.safety import require_tracking_uri
+    from noa_core.tracking.reachability import reachable_tracking_uri
 
     if tracking_uri is not None:
-        tracking_uri = require_tracking_uri(tracking_uri)  # refused before any work
+        tracking_uri = reachable_tracking_uri(tracking_uri)  # refused before any work
     trainer = Trainer(cfg, replay, tokenizer_dir, out, progress)
     # before resuming: state.pt records the inputs' sha256 and resume compares them
     lineage = training_lineage(replay, tokenizer_dir, pipeline_run_id)
