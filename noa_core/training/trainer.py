@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -352,8 +353,34 @@ class Trainer:
             save_training_state(self.out / STATE_FILE, self)
 
     def resume(self) -> None:
-        """Continue from ``out/state.pt`` exactly (model, optimiser, scheduler, RNG, counters)."""
+        """Continue from ``out/state.pt`` exactly (model, optimiser, scheduler, RNG, counters).
+        ``metrics.jsonl`` keeps the records up to the state's step: later ones came from steps
+        the interrupted run lost, which this one repeats."""
         load_training_state(self.out / STATE_FILE, self)
+        if self.ctx.main and (self.out / LOG_FILE).is_file():
+            trim_log(self.out / LOG_FILE, self.step)
+
+    def clear_outputs(self) -> list[str]:
+        """Before a fresh start, remove what an earlier training left in ``out``, so the
+        directory holds only this run's: with a ``state.pt`` (the mark of a training directory)
+        the state, best checkpoint, metrics and curves; without, only ``metrics.jsonl`` (the one
+        file ``fit`` appends to, left by a run that stopped before its first state). Returns
+        the names removed."""
+        removed: list[str] = []
+        if not self.ctx.main:
+            return removed
+        names = ((STATE_FILE, METRICS_FILE, LOG_FILE, CURVES_FILE, BEST_DIR)
+                 if (self.out / STATE_FILE).is_file() else (LOG_FILE,))
+        for name in names:
+            path = self.out / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            else:
+                continue
+            removed.append(name)
+        return removed
 
     def fit(self, until: int | None = None) -> dict[str, Any]:
         """Train to ``max_steps`` (or the time budget, or step ``until`` — the schedule still
@@ -415,12 +442,41 @@ class Trainer:
         return val
 
 
-def resume_notice(state: Path, found: bool, step: int, max_steps: int) -> str:
-    """The line ``--resume`` prints on stderr: the step training continues from, or that there
-    was nothing to continue (a first attempt, or a mistyped OUT) and it starts afresh."""
-    if found:
+def trim_log(log: Path, step: int) -> None:
+    """Keep the records of ``log`` (a metrics.jsonl) up to ``step``, rewritten atomically. A
+    last line cut short (the run was killed while appending it) is dropped and said on stderr;
+    an unreadable line before it is an error naming the line."""
+    lines = log.read_text().splitlines()
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            if number < len(lines):
+                raise TrainingError(f"{log}: line {number} is not a JSON record; repair or "
+                                    "remove the file to resume") from None
+            print(f"{log}: dropped its last line, cut short: {line[:60]!r}", file=sys.stderr)
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    write_atomic(log, "".join(kept))
+
+
+def resume_notice(state: Path, resume: bool, found: bool, step: int, max_steps: int
+                  ) -> str | None:
+    """The line training prints on stderr about ``state``: with ``--resume``, the step it
+    continues from, or that there was nothing to continue (a first attempt, or a mistyped OUT);
+    without, that an existing state is about to be replaced. None: nothing to say."""
+    if resume and found:
         return f"resuming from {state} at step {step} of {max_steps}"
-    return f"--resume: {state} does not exist; training starts at step 0"
+    if resume:
+        return f"--resume: {state} does not exist; training starts at step 0"
+    if found:
+        return (f"{state} exists: this training starts afresh at step 0 and has replaced it, "
+                "its checkpoint and metrics (--resume would have continued it)")
+    return None
 
 
 def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: str | Path, *,
@@ -445,12 +501,14 @@ def train(cfg: NOAConfig, replay: str | Path, tokenizer_dir: str | Path, out: st
     lineage = training_lineage(replay, tokenizer_dir, pipeline_run_id)
     trainer.checkpoint_extra[CHECKPOINT_LINEAGE] = lineage
     state = Path(out) / STATE_FILE
-    found = resume and state.exists()
-    if found:
+    found = state.exists()
+    if resume and found:
         trainer.resume()
-    if resume and trainer.ctx.main:
-        print(resume_notice(state, found, trainer.step, cfg.training.max_steps),
-              file=sys.stderr, flush=True)
+    else:
+        trainer.clear_outputs()
+    notice = resume_notice(state, resume, found, trainer.step, cfg.training.max_steps)
+    if notice and trainer.ctx.main:
+        print(notice, file=sys.stderr, flush=True)
     if tracking_uri is None or not trainer.ctx.main:
         return trainer.fit()
     from noa_core.training.tracked import fit_tracked

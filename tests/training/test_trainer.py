@@ -13,7 +13,7 @@ from noa_core.cli import main
 from noa_core.config import NOAConfig
 from noa_core.errors import TrainingError
 from noa_core.training.checkpoint import load_model_checkpoint
-from noa_core.training.trainer import Trainer, train
+from noa_core.training.trainer import STATE_FILE, Trainer, train, trim_log
 
 
 def _cfg(cfg: NOAConfig, **training) -> NOAConfig:
@@ -133,6 +133,57 @@ def test_cli_resume_says_where_it_continues_from(train_config_path: Path,
     assert main([*args, "--max-steps", "3"]) == 0
     second = capsys.readouterr()
     assert "state.pt at step 2 of 3" in second.err and "3 steps" in second.out
+    assert main([*args[:-1], "--max-steps", "1"]) == 0  # no --resume: replacing is said
+    third = capsys.readouterr()
+    assert "state.pt exists: this training starts afresh at step 0 and has replaced" in third.err
+    assert "1 steps" in third.out
+
+
+def _train_steps(out: Path) -> list[int]:
+    """Steps of the training records (not validation) in OUT/metrics.jsonl, in file order."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["step"] for r in records if "val" not in r]
+
+
+def test_a_fresh_run_keeps_nothing_of_the_one_it_replaces(
+        train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path) -> None:
+    data, tok = train_data
+    train(_cfg(train_cfg, max_steps=4), data, tok, tmp_path, progress=False)
+    assert _train_steps(tmp_path) == [1, 2, 3, 4]
+    train(_cfg(train_cfg, max_steps=1), data, tok, tmp_path, progress=False)
+    assert _train_steps(tmp_path) == [1]  # appended to the first run's records before
+    assert load_model_checkpoint(tmp_path / "checkpoint")[2]["info"]["step"] == 1
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == 1
+
+
+def test_resume_drops_the_log_records_of_the_steps_it_repeats(
+        train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path) -> None:
+    data, tok = train_data
+    cfg = _cfg(train_cfg, max_steps=4, log_every=1)
+    first = Trainer(cfg, data, tok, tmp_path, progress=False)
+    first.fit(until=2)
+    at_two = (tmp_path / STATE_FILE).read_bytes()
+    first.fit(until=3)  # step 3 logged; then "killed" before its state: the state is step 2's
+    (tmp_path / STATE_FILE).write_bytes(at_two)
+    assert _train_steps(tmp_path) == [1, 2, 3]
+    second = Trainer(cfg, data, tok, tmp_path, progress=False)
+    second.resume()
+    assert second.step == 2 and _train_steps(tmp_path) == [1, 2]
+    second.fit()
+    assert _train_steps(tmp_path) == [1, 2, 3, 4]
+
+
+def test_trimming_the_log_drops_a_torn_last_line_and_refuses_other_damage(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "metrics.jsonl"
+    good = [json.dumps({"step": s, "total": 0.5}) for s in (1, 2, 3)]
+    log.write_text("\n".join([*good, '{"step": 4, "tot']))  # killed while appending step 4
+    trim_log(log, 2)
+    assert log.read_text() == good[0] + "\n" + good[1] + "\n"
+    assert "dropped its last line, cut short" in capsys.readouterr().err
+    log.write_text("\n".join([good[0], "[1, 2]", good[2]]) + "\n")
+    with pytest.raises(TrainingError, match=r"metrics\.jsonl: line 2 is not a JSON record"):
+        trim_log(log, 3)
 
 
 def test_the_alignment_weights_ramp_in_over_their_warm_up(train_data: tuple[Path, Path],
