@@ -43,7 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="continue from OUT/state.pt exactly when it exists (and, tracking, the "
                         "MLflow run recorded in OUT/mlflow_run.json), else start afresh; "
                         "stderr says which. Only the budget (--max-steps, --max-minutes) may "
-                        "differ from the configuration state.pt was written under")
+                        "differ from the configuration state.pt was written under. Without "
+                        "--resume, an earlier training in OUT (state.pt, checkpoint/, metrics, "
+                        "curves) is removed first, and stderr says so")
     t.add_argument("--tracking-uri", default=None, metavar="URI",
                    help="log into an MLflow run (sqlite:///PATH or http(s)://HOST:PORT): params, "
                         "resolved config, step metrics; its id goes to OUT/metrics.json as "
