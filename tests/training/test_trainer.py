@@ -186,6 +186,18 @@ def test_trimming_the_log_drops_a_torn_last_line_and_refuses_other_damage(
         trim_log(log, 3)
 
 
+def test_the_set_up_shows_its_target_computation(
+        train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    data, tok = train_data
+    trainer = Trainer(train_cfg, data, tok, tmp_path, progress=True)
+    err = capsys.readouterr().err
+    n = len(trainer.contexts)
+    assert "alignment targets: 100%" in err and f"{n}/{n}" in err
+    Trainer(train_cfg, data, tok, tmp_path, progress=False)
+    assert "alignment targets" not in capsys.readouterr().err
+
+
 def test_the_alignment_weights_ramp_in_over_their_warm_up(train_data: tuple[Path, Path],
                                                          train_cfg: NOAConfig,
                                                          tmp_path: Path) -> None:
