@@ -27,6 +27,7 @@ from noa_core.config import NOAConfig, config_from_dict
 from noa_core.errors import TrainingError
 from noa_core.features.schema import FeatureSchema
 from noa_core.tracking.constants import CHECKPOINT_LINEAGE, LINEAGE_UNKNOWN
+from noa_core.tracking.safety import flatten
 from noa_core.yaml_text import parse_yaml
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ def config_changes(saved: Any, current: dict[str, Any], shown: int = 3) -> str |
     first ``shown`` of them and a count), or None when none do."""
     if not isinstance(saved, dict):
         return f"config holds a {type(saved).__name__}, not a configuration"
-    old, new = _flatten(saved), _flatten(current)
+    old, new = dict(flatten(saved)), dict(flatten(current))
     keys = sorted(k for k in old.keys() | new.keys()
                   if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
     if not keys:
@@ -174,18 +175,6 @@ def config_changes(saved: Any, current: dict[str, Any], shown: int = 3) -> str |
     parts = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys[:shown]]
     more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
     return ", ".join(parts) + more
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings → {"a.b.c": leaf}; lists are leaves."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{path}."))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _shape(value: Any) -> str:
