@@ -155,10 +155,6 @@ def _check_pairing(meta: dict[str, Any], checkpoint_dir: Path, tok: Tokenizer,
     return schema
 
 
-def _open_windows(replay: Path, horizon: int, context: int, cfg: NOAConfig) -> ReplayWindows:
-    return ReplayWindows(replay, "test", horizon, context, model_inputs=model_inputs(cfg))
-
-
 # --- the batch loop -------------------------------------------------------------------------
 
 
@@ -596,7 +592,8 @@ def evaluate(checkpoint_dir: str | Path, replay: str | Path, tokenizer_dir: str 
     tok = Tokenizer.from_checkpoint(tokenizer_dir)
     schema = _check_pairing(meta, checkpoint_dir, tok, tokenizer_dir, cfg)
     k = _context_of(cfg, checkpoint_dir, context, ablate_context)
-    ds = _open_windows(replay, cfg.dynamics.feature_horizon, k, cfg)
+    ds = ReplayWindows(replay, "test", cfg.dynamics.feature_horizon, k,
+                       model_inputs=model_inputs(cfg))
     shuffle = derangement(len(ds), crit.seed) if ablate_context else None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)

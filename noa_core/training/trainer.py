@@ -363,15 +363,13 @@ class Trainer:
         if self.ctx.main and (self.out / LOG_FILE).is_file():
             trim_log(self.out / LOG_FILE, self.step)
 
-    def clear_outputs(self) -> list[str]:
+    def clear_outputs(self) -> None:
         """Before a fresh start, remove what an earlier training left in ``out``, so the
         directory holds only this run's: with a ``state.pt`` (the mark of a training directory)
         the state, best checkpoint, metrics and curves; without, only ``metrics.jsonl`` (the one
-        file ``fit`` appends to, left by a run that stopped before its first state). Returns
-        the names removed."""
-        removed: list[str] = []
+        file ``fit`` appends to, left by a run that stopped before its first state)."""
         if not self.ctx.main:
-            return removed
+            return
         names = ((STATE_FILE, METRICS_FILE, LOG_FILE, CURVES_FILE, BEST_DIR)
                  if (self.out / STATE_FILE).is_file() else (LOG_FILE,))
         for name in names:
@@ -380,10 +378,6 @@ class Trainer:
                 shutil.rmtree(path)
             elif path.exists() or path.is_symlink():
                 path.unlink()
-            else:
-                continue
-            removed.append(name)
-        return removed
 
     def fit(self, until: int | None = None) -> dict[str, Any]:
         """Train to ``max_steps`` (or the time budget, or step ``until`` — the schedule still
@@ -471,7 +465,8 @@ def resume_notice(state: Path, resume: bool, found: bool, step: int, max_steps: 
                   ) -> str | None:
     """The line training prints on stderr about ``state``: with ``--resume``, the step it
     continues from, or that there was nothing to continue (a first attempt, or a mistyped OUT);
-    without, that an existing state is about to be replaced. None: nothing to say."""
+    without, that an existing state (with its checkpoint and metrics) was removed by
+    ``clear_outputs``. None: nothing to say."""
     if resume and found:
         return f"resuming from {state} at step {step} of {max_steps}"
     if resume:
