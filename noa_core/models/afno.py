@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from noa_core.models.conditioning import ZeroLinear
+from noa_core.models.conditioning import Conditioned, Modulations, ZeroLinear
 
 # [B, h, w, C, 2] ↔ [B, C, 2, h, w]: the spectrum's real view with its mode axes last, as the
 # mode helpers take it; the permutation is its own inverse.
@@ -94,17 +94,7 @@ def _interleave(re: torch.Tensor, im: torch.Tensor) -> torch.Tensor:
     return torch.stack([re, im], dim=-1).flatten(-2)
 
 
-def _block_matmul(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Block-diagonal complex product over interleaved parts: x [n, M, 2i] → [n, M, 2o].
-
-    One batched GEMM over the n blocks, its bias fused (``baddbmm``); x may be a strided view
-    (block-major over a mode-major tensor): the GEMM reads it in place. b [2, n, o] is the
-    complex bias.
-    """
-    return torch.baddbmm(_interleave(b[0], b[1])[:, None], x, _complex_as_real(w))
-
-
-class SpectralFilter(nn.Module):
+class SpectralFilter(Conditioned):
     """AFNO token mixer: x [B, C, h, w], cond [B, E] → [B, C, h, w].
 
     rfft2 → kept modes → block-diagonal complex MLP (hidden scaled and shifted per sample by
@@ -130,44 +120,63 @@ class SpectralFilter(nn.Module):
         # Per-sample gain on the hidden modes and complex shift (ModAFNO), zero at start.
         self.mod = ZeroLinear(cond_dim, 3 * num_blocks * self.hidden)
 
-    def mix(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The block MLP's weights in real form and the per-sample modulation, in the filter's
+        precision (at least fp32, also under AMP): w1 [n, 2·block, 2·hid], b1 [n, 1, 2·hid],
+        w2 [n, 2·hid, 2·block], b2 [n, 1, 2·block] (``_complex_as_real``, interleaved biases),
+        gain and shift [n, B, 1, 2·hid] (interleaved like the hidden modes: one gain for both
+        parts, a complex shift)."""
+        if torch.is_autocast_enabled(cond.device.type):
+            with torch.autocast(cond.device.type, enabled=False):
+                return self.modulation(cond.float())
+        n, hid = self.num_blocks, self.hidden
+        mod = self.mod(cond).view(cond.shape[0], 3, n, hid).transpose(0, 2)  # [n, 3, B, hid]
+        # A broadcast over the mode axis alone keeps the fused multiply-add vectorised.
+        return (_complex_as_real(self.w1), _interleave(self.b1[0], self.b1[1])[:, None],
+                _complex_as_real(self.w2), _interleave(self.b2[0], self.b2[1])[:, None],
+                _interleave(mod[:, 0], mod[:, 0])[:, :, None] + 1,
+                _interleave(mod[:, 1], mod[:, 2])[:, :, None])
+
+    def mix(self, x: torch.Tensor, cond: torch.Tensor | Modulations) -> torch.Tensor:
         """Kept modes channels last with interleaved parts, x [B, S, C, 2] (S modes) →
-        filtered, same shape: complex MLP with the per-sample gain and shift, soft-shrink."""
+        filtered, same shape: complex MLP with the per-sample gain and shift, soft-shrink.
+
+        Each block product is one batched GEMM over the n blocks with its bias fused
+        (``baddbmm``); its input is a strided view (block-major over a mode-major tensor) that
+        the GEMM reads in place."""
+        w1, b1, w2, b2, gain, shift = self.modulated(cond)
         b, s = x.shape[:2]
         n, hid = self.num_blocks, self.hidden
         xb = x.reshape(b * s, n, 2 * self.block).transpose(0, 1)  # [n, B·S, 2·block], a view
-        h = _block_matmul(xb, self.w1, self.b1).view(n, b, s, 2 * hid)
-        mod = self.mod(cond).view(b, 3, n, hid).transpose(0, 2)  # [n, 3, B, hid]
-        # Interleaved like h, [n, B, 1, 2·hid]: one gain for both parts, a complex shift. A
-        # broadcast over the mode axis alone keeps the fused multiply-add vectorised.
-        gain = _interleave(mod[:, 0], mod[:, 0])[:, :, None] + 1
-        shift = _interleave(mod[:, 1], mod[:, 2])[:, :, None]
+        h = torch.baddbmm(b1, xb, w1).view(n, b, s, 2 * hid)
         h = F.relu(torch.addcmul(shift, h, gain)).view(n, b * s, 2 * hid)
-        out = F.softshrink(_block_matmul(h, self.w2, self.b2), self.sparsity)
+        out = F.softshrink(torch.baddbmm(b2, h, w2), self.sparsity)
         return out.transpose(0, 1).reshape(b, s, self.channels, 2)
 
     def filter_modes(self, re: torch.Tensor, im: torch.Tensor,
-                     cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                     cond: torch.Tensor | Modulations) -> tuple[torch.Tensor, torch.Tensor]:
         """Kept modes, channels last [B, R, Kx, C] (re, im) → filtered [B, R, Kx, C]."""
         b, r, kx, c = re.shape
         out = self.mix(torch.stack([re, im], dim=-1).view(b, r * kx, c, 2), cond)
         out = out.view(b, r, kx, c, 2)
         return out[..., 0], out[..., 1]
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | Modulations) -> torch.Tensor:
         return self.forward_nhwc(x.permute(0, 2, 3, 1), cond).permute(0, 3, 1, 2)
 
-    def forward_nhwc(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """The filter channels last: x [B, h, w, C], cond [B, E] → [B, h, w, C]."""
+    def forward_nhwc(self, x: torch.Tensor, cond: torch.Tensor | Modulations) -> torch.Tensor:
+        """The filter channels last: x [B, h, w, C], cond [B, E] (or ``Modulations``) →
+        [B, h, w, C]."""
         if torch.is_autocast_enabled(x.device.type):
             # FFTs and the spectral MLP stay in fp32 under AMP (half-precision FFTs are
             # inaccurate and need power-of-two grids); checked at trace time, so the exported
-            # graph has no autocast region.
+            # graph has no autocast region. Modulations are fp32 already.
             with torch.autocast(x.device.type, enabled=False):
-                return self._filter(x.float(), cond.float()).to(x.dtype)
+                c = cond if isinstance(cond, Modulations) else cond.float()
+                return self._filter(x.float(), c).to(x.dtype)
         return self._filter(x, cond)
 
-    def _filter(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def _filter(self, x: torch.Tensor, cond: torch.Tensor | Modulations) -> torch.Tensor:
         """x [B, h, w, C] → [B, h, w, C]; the mode helpers see [B, C, 2, h, w//2+1] views."""
         h, w = x.shape[1:3]
         # At least fp32 (bf16 fields come here only outside autocast); fp64 stays fp64.
@@ -184,11 +193,11 @@ class SpectralFilter(nn.Module):
         return out.to(x.dtype)
 
 
-class ChannelMLP(nn.Module):
+class ChannelMLP(Conditioned):
     """Pointwise MLP C → r·C → C with a per-sample scale/shift on the hidden layer (zero start).
 
-    Channels last, x [B, H, W, C], cond [B, E] → [B, H, W, C]: two GEMMs over the trailing
-    channels (the weights keep their 1×1-conv shapes).
+    Channels last, x [B, H, W, C], cond [B, E] (or ``Modulations``) → [B, H, W, C]: two GEMMs
+    over the trailing channels (the weights keep their 1×1-conv shapes).
     """
 
     def __init__(self, channels: int, ratio: float, cond_dim: int, dropout: float) -> None:
@@ -199,10 +208,15 @@ class ChannelMLP(nn.Module):
         self.mod = ZeroLinear(cond_dim, 2 * hidden)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.mod(cond)[:, None, None].chunk(2, dim=-1)  # [B, 1, 1, hidden]
+    def modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1 + scale, shift), each [B, 1, 1, hidden]."""
+        scale, shift = self.mod(cond)[:, None, None].chunk(2, dim=-1)
+        return 1 + scale, shift
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | Modulations) -> torch.Tensor:
+        gain, shift = self.modulated(cond)
         h = F.linear(x, self.fc1.weight.flatten(1), self.fc1.bias)
-        h = F.gelu(torch.addcmul(shift, h, 1 + scale))
+        h = F.gelu(torch.addcmul(shift, h, gain))
         return self.drop(F.linear(self.drop(h), self.fc2.weight.flatten(1), self.fc2.bias))
 
 
@@ -218,7 +232,7 @@ class AFNOBlock(nn.Module):
         self.norm2 = ChannelLayerNorm(channels)
         self.mlp = ChannelMLP(channels, mlp_ratio, cond_dim, dropout)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | Modulations) -> torch.Tensor:
         # Channels last inside: the norms, the spectral MLP and the channel MLP all act on
         # the trailing channel axis (for a channels-last x the permutes are free views).
         x = x.permute(0, 2, 3, 1)

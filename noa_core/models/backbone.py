@@ -28,6 +28,7 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from noa_core.config import ModelConfig
 from noa_core.models.conditioning import (
     ContextEncoder,
+    Modulations,
     ThetaEmbedding,
     ZeroLinear,
     context_transitions,
@@ -226,13 +227,13 @@ class NOABackbone(nn.Module):
             delta = delta + gate[:, :, None, None] * drift
         return u + delta * self.field_std[:, None, None]
 
-    def _step_cond(self, u: torch.Tensor, cond: torch.Tensor, field: torch.Tensor | None,
+    def _step_cond(self, u: torch.Tensor, cond: torch.Tensor | Modulations, field: torch.Tensor | None,
                    gate: torch.Tensor | None, gain: torch.Tensor | None,
                    latent_noise: torch.Tensor | None) -> torch.Tensor:
         x = self.normalize(u)
         return self._update(u, x, self.net(x, cond, latent_noise, field), field, gate, gain)
 
-    def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor, field: torch.Tensor | None,
+    def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor | Modulations, field: torch.Tensor | None,
                      gate: torch.Tensor | None, gain: torch.Tensor | None,
                      latent_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(u_{t+1} [B, C, H, W], the heads' pooled features of u_t [B, P]) from one pass."""
@@ -240,7 +241,7 @@ class NOABackbone(nn.Module):
         delta, z, skips = self.net.forward_with_features(x, cond, latent_noise, field)
         return self._update(u, x, delta, field, gate, gain), pool_features(z, skips)
 
-    def _pool_state(self, u: torch.Tensor, cond: torch.Tensor,
+    def _pool_state(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
                     field: torch.Tensor | None) -> torch.Tensor:
         """The heads' pooled features [B, P] of a state u [B, C, H, W] (encoder pass only)."""
         return pool_features(*self.net.encode(self.normalize(u), cond, context_field=field))
@@ -297,6 +298,7 @@ class NOABackbone(nn.Module):
             raise ValueError(f"grad_window must be non-negative, got {grad_window}")
         self._check_field(u_start)
         vec, field, gate, gain = self._as_conditioning(theta, context, cond)
+        mods = Modulations.of(self.net, vec)  # once for every step (and its gradient window)
         warm, end = 0, steps
         if grad_window is not None:
             last = max(0, steps - grad_window)
@@ -309,16 +311,16 @@ class NOABackbone(nn.Module):
                    if noisy else None)
             if pooled:
                 u, feats = self._run(self._step_pooled, not warm <= t < end, checkpoint, u,
-                                     vec, field, gate, gain, eps)
+                                     mods, field, gate, gain, eps)
                 pools.append(feats)
             else:
-                u = self._run(self._step_cond, not warm <= t < end, checkpoint, u, vec, field,
+                u = self._run(self._step_cond, not warm <= t < end, checkpoint, u, mods, field,
                               gate, gain, eps)
             states.append(u)
         if not pooled:
             return torch.stack(states, dim=1), None
         pools.append(self._run(self._pool_state, not warm <= steps - 1 < end, checkpoint, u,
-                               vec, field))
+                               mods, field))
         return torch.stack(states, dim=1), torch.stack(pools, dim=1)
 
     def forward(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,

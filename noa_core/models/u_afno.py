@@ -26,7 +26,13 @@ from torch import nn
 
 from noa_core.config import ModelConfig
 from noa_core.models.afno import AFNOBlock
-from noa_core.models.conditioning import AdaGroupNorm, ZeroLinear, group_count
+from noa_core.models.conditioning import (
+    AdaGroupNorm,
+    Conditioned,
+    Modulations,
+    ZeroLinear,
+    group_count,
+)
 
 EXTRACT_FROM = ("bottleneck", "skips", "all")
 # g(cond) = 0.1·ZeroLinear(cond). A uniform gain is the direction the tokenizer's temporal
@@ -40,7 +46,8 @@ LINEAR_GAIN_SCALE = 0.1
 class ResBlock(nn.Module):
     """Pre-norm residual conv block with adaptive group norm (PDEArena-style AdaGN).
 
-    x [B, C_in, H, W], cond [B, E] → [B, C_out, H, W]; a 1×1 conv matches channels on the skip.
+    x [B, C_in, H, W], cond [B, E] (or ``Modulations``) → [B, C_out, H, W]; a 1×1 conv matches
+    channels on the skip.
     """
 
     def __init__(self, c_in: int, c_out: int, cond_dim: int, dropout: float) -> None:
@@ -52,7 +59,7 @@ class ResBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | Modulations) -> torch.Tensor:
         h = self.conv1(F.gelu(self.norm1(x, cond)))
         h = self.conv2(self.drop(F.gelu(self.norm2(h, cond))))
         return self.skip(x) + h
@@ -64,8 +71,11 @@ def _blocks(c_in: int, c_out: int, n: int, cond_dim: int, dropout: float) -> nn.
     )
 
 
-class UAFNO(nn.Module):
-    """The U-AFNO network: normalised field [B, C, H, W] and cond [B, E] → Δ [B, C, H, W]."""
+class UAFNO(Conditioned):
+    """The U-AFNO network: normalised field [B, C, H, W] and cond [B, E] → Δ [B, C, H, W].
+
+    Every method taking cond also takes ``Modulations.of(net, cond)``: a rollout builds it once
+    and passes it to each step."""
 
     def __init__(self, cfg: ModelConfig, channels: int, cond_dim: int,
                  context_channels: int = 0) -> None:
@@ -115,7 +125,7 @@ class UAFNO(nn.Module):
             raise ValueError(f"field of shape {tuple(x.shape)}: expected [B, C, H, W] with H and "
                              f"W divisible by 2^levels = {f}")
 
-    def encode(self, x: torch.Tensor, cond: torch.Tensor,
+    def encode(self, x: torch.Tensor, cond: torch.Tensor | Modulations,
                latent_noise: torch.Tensor | None = None,
                context_field: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -139,7 +149,7 @@ class UAFNO(nn.Module):
         return x, skips
 
     def decode(self, z: torch.Tensor, skips: list[torch.Tensor],
-               cond: torch.Tensor) -> torch.Tensor:
+               cond: torch.Tensor | Modulations) -> torch.Tensor:
         """Decoder: bottleneck and skips → [B, C_out, H, W]."""
         for i in reversed(range(self.levels)):
             z = torch.cat([self.up[i](z), skips[i]], dim=1)
@@ -147,16 +157,20 @@ class UAFNO(nn.Module):
                 z = block(z, cond)
         return self.out(F.gelu(self.out_norm(z)))
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor,
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | Modulations,
                 latent_noise: torch.Tensor | None = None,
                 context_field: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_with_features(x, cond, latent_noise, context_field)[0]
 
-    def linear_term(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """g(cond) ⊙ x: x [B, C, H, W], cond [B, E] → [B, C, H, W] (zero for a fresh model)."""
-        return LINEAR_GAIN_SCALE * self.linear(cond)[:, :, None, None] * x
+    def modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor]:
+        """(g(cond) [B, C, 1, 1],), the gain of ``linear_term``."""
+        return (LINEAR_GAIN_SCALE * self.linear(cond)[:, :, None, None],)
 
-    def forward_with_features(self, x: torch.Tensor, cond: torch.Tensor,
+    def linear_term(self, x: torch.Tensor, cond: torch.Tensor | Modulations) -> torch.Tensor:
+        """g(cond) ⊙ x: x [B, C, H, W], cond [B, E] → [B, C, H, W] (zero for a fresh model)."""
+        return self.modulated(cond)[0] * x
+
+    def forward_with_features(self, x: torch.Tensor, cond: torch.Tensor | Modulations,
                               latent_noise: torch.Tensor | None = None,
                               context_field: torch.Tensor | None = None
                               ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
