@@ -3,8 +3,9 @@
 The exported graph is ``StepModule``: inputs ``theta`` [B, P], ``context_embedding`` [B, E],
 ``u`` [B, C, H, W] and, for a model with a context encoder, ``context_field`` [B, 2C, H, W]
 (float32); output ``u_next`` [B, C, H, W]. The batch axis is dynamic; H and W are fixed at the
-traced grid (the AFNO mode layout depends on them). The dynamo exporter turns rfft2 / irfft2
-into standard ``DFT`` nodes (opset 20), which ONNX Runtime runs on CPU.
+traced grid (the AFNO mode layout depends on them). The AFNO filters are exported in their
+rfft2 / irfft2 form (``fft_transforms``; in torch they use DFT matrices, the same map), which the
+dynamo exporter turns into standard ``DFT`` nodes (opset 20) that ONNX Runtime runs on CPU.
 
 A model with a context encoder also exports ``ContextModule`` beside it (``context_path``):
 input ``context`` [B, K + 1, C, H, W] (the observed states u_0 … u_K, K dynamic in
@@ -38,6 +39,7 @@ from noa_core.export.metadata import (
 )
 from noa_core.export.predict import encode_context, ort_session
 from noa_core.export.predict import rollout as ort_rollout
+from noa_core.models.afno import fft_transforms
 from noa_core.models.backbone import ContextModule, NOABackbone, StepModule
 
 __all__ = ["CONTEXT_INPUT", "CONTEXT_OUTPUTS", "FIELD_INPUT", "INPUT_NAMES", "OPSET",
@@ -107,8 +109,9 @@ def export_step(model: NOABackbone, path: str | Path, example_batch: StepBatch) 
     if args[0].shape[0] < 2:
         raise ValueError("trace with a batch of at least 2: size 1 would be specialised")
     batch = torch.export.Dim("batch", min=1, max=65536)
-    return _export(_cpu_step(model), args, names, [OUTPUT_NAME],
-                   tuple({0: batch} for _ in names), path)
+    step = _cpu_step(model)
+    with fft_transforms(step):
+        return _export(step, args, names, [OUTPUT_NAME], tuple({0: batch} for _ in names), path)
 
 
 def export_context_encoder(model: NOABackbone, path: str | Path, context: torch.Tensor) -> Path:

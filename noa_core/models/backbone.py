@@ -227,15 +227,16 @@ class NOABackbone(nn.Module):
             delta = delta + gate[:, :, None, None] * drift
         return u + delta * self.field_std[:, None, None]
 
-    def _step_cond(self, u: torch.Tensor, cond: torch.Tensor | Modulations, field: torch.Tensor | None,
-                   gate: torch.Tensor | None, gain: torch.Tensor | None,
-                   latent_noise: torch.Tensor | None) -> torch.Tensor:
+    def _step_cond(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
+                   field: torch.Tensor | None, gate: torch.Tensor | None,
+                   gain: torch.Tensor | None, latent_noise: torch.Tensor | None) -> torch.Tensor:
         x = self.normalize(u)
         return self._update(u, x, self.net(x, cond, latent_noise, field), field, gate, gain)
 
-    def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor | Modulations, field: torch.Tensor | None,
-                     gate: torch.Tensor | None, gain: torch.Tensor | None,
-                     latent_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
+                     field: torch.Tensor | None, gate: torch.Tensor | None,
+                     gain: torch.Tensor | None, latent_noise: torch.Tensor | None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(u_{t+1} [B, C, H, W], the heads' pooled features of u_t [B, P]) from one pass."""
         x = self.normalize(u)
         delta, z, skips = self.net.forward_with_features(x, cond, latent_noise, field)

@@ -41,25 +41,63 @@ def _diagonal_wave(n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("fft", [False, True], ids=["dft-matrices", "fft"])
 def test_a_negative_ky_mode_passes_and_a_positive_only_filter_drops_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, fft: bool) -> None:
     n, m = 16, 4
     field, cond = _diagonal_wave(n), torch.zeros(1, COND)
     spec = torch.fft.rfft2(field, norm="forward")
     assert spec[..., n - 2, 2].abs().min() > 0.4  # k_y = −2
     assert spec[..., 2, 2].abs().max() < 1e-6  # nothing at k_y = +2
     filt = _filter(m, 0.0)
+    filt.fft = fft
     out = filt(field, cond)
     out_spec = torch.fft.rfft2(out, norm="forward").abs()
     assert out_spec[..., n - 2, 2].min() > 1e-3  # the mode went through the spectral MLP
     assert float(out_spec.sum()) == pytest.approx(float(out_spec[..., n - 2, 2].sum()), rel=1e-4)
 
-    # The original's selection, the positive corner [:m, :m], loses it entirely.
+    # The original's selection, the positive corner [:m, :m], loses it entirely (shown on the
+    # FFT form, whose mode helpers it replaces; the DFT matrices equal that form, test below).
+    filt.fft = True
     monkeypatch.setattr(afno, "select_modes", lambda s, k: s[..., :k, :k])
     monkeypatch.setattr(afno, "place_modes",
                         lambda s, h, wr, k: F.pad(s, (0, wr - k, 0, h - k)))
     dropped = filt(field, cond)
     assert dropped.abs().max() < 1e-6 < out.abs().max()
+
+
+@pytest.mark.parametrize("h, w, modes", [(8, 8, 8), (16, 16, 4), (12, 10, 4), (9, 7, 3),
+                                         (6, 6, 8)])
+def test_the_dft_matrices_are_the_fft_form(h: int, w: int, modes: int) -> None:
+    """Outputs and gradients of the two transform forms agree in float64: even and odd grids,
+    truncated rows (2m < h, both signs of k_y), the Nyquist column, modes beyond the grid."""
+    torch.manual_seed(0)
+    filt = SpectralFilter(C, BLOCKS, 1.0, modes, 0.01, COND).double()
+    torch.nn.init.normal_(filt.mod.weight, std=0.3)
+    cond = torch.randn(3, COND, dtype=torch.float64)
+    field = torch.randn(3, C, h, w, dtype=torch.float64)
+    results = []
+    for form in (False, True):
+        filt.fft = form
+        x = field.clone().requires_grad_(True)
+        out = filt(x, cond)
+        weights = [filt.w1, filt.w2, filt.mod.weight]
+        grads = torch.autograd.grad((out * torch.cos(out)).sum(), [x, *weights])
+        results.append((out.detach(), grads))
+    (out_dft, grads_dft), (out_fft, grads_fft) = results
+    assert out_fft.abs().max() > 1.0 and (out_fft == 0).float().mean() < 0.5
+    # float64 rounding, relative to values of order 1 to 100 (a wrong term would be O(1)).
+    for a, b in zip((out_dft, *grads_dft), (out_fft, *grads_fft), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_fft_transforms_switches_every_filter_and_restores_them() -> None:
+    block = afno.AFNOBlock(C, num_blocks=BLOCKS, hidden_factor=1.0, modes=4, sparsity=0.0,
+                           mlp_ratio=1.0, cond_dim=COND, dropout=0.0)
+    with pytest.raises(RuntimeError), afno.fft_transforms(block):
+        assert block.filter.fft
+        raise RuntimeError("inside")
+    assert not block.filter.fft
 
 
 def test_select_and_place_modes_round_trip_both_signs() -> None:
