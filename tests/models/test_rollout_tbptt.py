@@ -56,6 +56,32 @@ def test_rollout_shape_starts_with_x_start() -> None:
         m.rollout(theta, torch.randn(3, C, 18, 18), 1)
 
 
+def test_modulations_shared_by_a_rollout_give_the_per_step_gradients() -> None:
+    """A rollout computes the conditioning modulations once and every step reads them; its
+    gradients equal those of stepping with θ, which recomputes them per step."""
+    m = _model()
+    theta, u = _inputs(2)
+    grads = []
+    for shared in (True, False):
+        m.zero_grad(set_to_none=True)
+        if shared:
+            states = m.rollout(theta, u, 3)[:, 1:]
+        else:
+            states, x = [], u
+            for _ in range(3):
+                x = m.step(x, theta)
+                states.append(x)
+            states = torch.stack(states, dim=1)
+        (states ** 2).mean().backward()
+        grads.append(_grads(m))
+    shared_grads, step_grads = grads
+    assert shared_grads.keys() == step_grads.keys()
+    conditioning = [n for n in shared_grads if ".proj." in n or ".mod." in n]
+    assert conditioning and all(shared_grads[n].abs().max() > 0 for n in conditioning)
+    for name, g in shared_grads.items():
+        torch.testing.assert_close(g, step_grads[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
 def test_a_window_with_an_offset_carries_gradients_through_its_own_updates_only() -> None:
     """grad_offset 1, W 2 over 5 updates: states 2 and 3 (updates 1 and 2) carry gradients,
     the warm-up before and the no-grad tail after do not; the values are the plain rollout's."""
