@@ -83,7 +83,6 @@ def place_modes(kept: torch.Tensor, h: int, wr: int, modes: int) -> torch.Tensor
     return top + bottom  # disjoint rows, since 2m < h
 
 
-@functools.cache
 def dft_matrices(h: int, w: int, modes: int, dtype: torch.dtype, device: torch.device
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """The kept-mode transform of an h × w field as real matrices (built in float64, cached).
@@ -94,6 +93,15 @@ def dft_matrices(h: int, w: int, modes: int, dtype: torch.dtype, device: torch.d
     half-spectrum column other than k_x = 0 and the Nyquist column stands for itself and its
     conjugate (weight 2), and only the real part of e^{iφ}·X reaches the field.
     """
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        # Under a trace (torch.export, torch.compile) the tensors built here are the trace's
+        # fakes: cached, they would poison every later eager call.
+        return _build_dft_matrices(h, w, modes, dtype, device)
+    return _cached_dft_matrices(h, w, modes, dtype, device)
+
+
+def _build_dft_matrices(h: int, w: int, modes: int, dtype: torch.dtype, device: torch.device
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     m = kept_rows(h, modes)
     rows = list(range(h)) if m is None else [*range(m), *range(h - m, h)]
     kx = min(modes, w // 2 + 1)
@@ -106,9 +114,15 @@ def dft_matrices(h: int, w: int, modes: int, dtype: torch.dtype, device: torch.d
     twice = torch.where((kxs == 0) | ((w % 2 == 0) & (kxs == w // 2)), 1.0, 2.0)[:, None]
     forward = torch.stack([cos, -sin], dim=1).flatten(0, 1) / (h * w)
     inverse = torch.stack([twice * cos, -twice * sin], dim=1).flatten(0, 1).T
+    return forward.to(device, dtype).contiguous(), inverse.to(device, dtype).contiguous()
+
+
+@functools.cache
+def _cached_dft_matrices(h: int, w: int, modes: int, dtype: torch.dtype, device: torch.device
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
     # Outside inference mode: a cached inference tensor could not be saved for a backward.
     with torch.inference_mode(False):
-        return (forward.to(device, dtype).contiguous(), inverse.to(device, dtype).contiguous())
+        return _build_dft_matrices(h, w, modes, dtype, device)
 
 
 def _complex_init(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:

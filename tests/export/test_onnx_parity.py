@@ -21,7 +21,7 @@ from noa_core.export.onnx_export import (
 )
 from noa_core.export.predict import encode_context
 from noa_core.models import NOABackbone, StepModule, build_model, perturb_zero_layers
-from noa_core.models.afno import SpectralFilter
+from noa_core.models.afno import SpectralFilter, fft_transforms
 
 CFG = load_config("tiny")
 C, G, K = CFG.dynamics.channels, CFG.dynamics.grid, CFG.model.context_max
@@ -124,23 +124,53 @@ def test_theta_changes_the_onnx_output(exported: tuple[NOABackbone, Path]) -> No
     assert diff.abs().max() > 1e-4
 
 
-def test_the_spectral_filter_with_truncated_modes_exports(tmp_path: Path) -> None:
-    """16² with 4 modes: both k_y bands are cut out and padded back (the presets keep every
-    mode of their bottleneck, so the step graph above never takes this branch)."""
-    torch.manual_seed(0)
-    filt = SpectralFilter(8, 2, 1.0, 4, 0.01, 4).eval()
-    perturb_zero_layers(filt, 0.1, torch.Generator().manual_seed(1))
-    x, cond = torch.randn(2, 8, 16, 16), torch.randn(2, 4)
+def _filter_through_ort(filt: SpectralFilter, x: torch.Tensor, cond: torch.Tensor,
+                        path: Path) -> tuple[torch.Tensor, set[str]]:
+    """Export ``filt`` in its current transform form; (ONNX Runtime's output, the op types)."""
+    import onnxruntime as ort
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch-internal deprecation noise
         program = torch.onnx.export(filt, (x, cond), dynamo=True, opset_version=20,
                                     input_names=["x", "cond"], verbose=False)
-    program.save(str(tmp_path / "afno.onnx"))
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(tmp_path / "afno.onnx"), providers=["CPUExecutionProvider"])
+    program.save(str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = sess.run(None, {"x": x.numpy(), "cond": cond.numpy()})
+    return torch.from_numpy(got), {n.op_type for n in onnx.load(str(path)).graph.node}
+
+
+def test_the_spectral_filter_with_truncated_modes_exports(tmp_path: Path) -> None:
+    """16² with 4 modes: both k_y bands are cut out and padded back (the presets keep every
+    mode of their bottleneck, so the step graph above never takes this branch). Exported in
+    its FFT form, as ``export_step`` does; compared with the torch default, the DFT matrices."""
+    torch.manual_seed(0)
+    filt = SpectralFilter(8, 2, 1.0, 4, 0.01, 4).eval()
+    perturb_zero_layers(filt, 0.1, torch.Generator().manual_seed(1))
+    x, cond = torch.randn(2, 8, 16, 16), torch.randn(2, 4)
+    with fft_transforms(filt):
+        got, ops = _filter_through_ort(filt, x, cond, tmp_path / "afno.onnx")
+    assert "DFT" in ops
     with torch.no_grad():
         ref = filt(x, cond)
     assert ref.abs().max() > 1e-2
-    torch.testing.assert_close(torch.from_numpy(got), ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_the_dft_matrix_form_exports_and_leaves_no_traced_matrices_behind(
+        tmp_path: Path) -> None:
+    """The torch default exports too (GEMMs, no DFT node). Its matrices are cached; those built
+    while the exporter traces are its fake tensors and must not be kept: an eager call on the
+    same grid afterwards still works and equals the FFT form."""
+    torch.manual_seed(0)
+    filt = SpectralFilter(8, 2, 1.0, 4, 0.01, 4).eval()
+    perturb_zero_layers(filt, 0.1, torch.Generator().manual_seed(2))
+    x, cond = torch.randn(2, 8, 12, 12), torch.randn(2, 4)  # a grid no other test uses
+    got, ops = _filter_through_ort(filt, x, cond, tmp_path / "afno_dft.onnx")
+    assert "DFT" not in ops and "MatMul" in ops
+    with torch.no_grad():
+        eager = filt(x, cond)
+        with fft_transforms(filt):
+            ref = filt(x, cond)
+    assert ref.abs().max() > 1e-2
+    torch.testing.assert_close(eager, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
