@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def shard(text: str) -> tuple[int, int]:
@@ -30,7 +31,7 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
+    if not (value > 0 and math.isfinite(value)):  # nan fails the comparison
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
     return value
 

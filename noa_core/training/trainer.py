@@ -453,7 +453,7 @@ def trim_log(log: Path, step: int) -> None:
         if not isinstance(record, dict):
             if number < len(lines):
                 raise TrainingError(f"{log}: line {number} is not a JSON record; repair or "
-                                    "remove the file to resume") from None
+                                    "remove the file to resume")
             print(f"{log}: dropped its last line, cut short: {line[:60]!r}", file=sys.stderr)
             continue
         if record.get("step", 0) <= step:
