@@ -28,6 +28,44 @@ QUANTILE_LEVELS: tuple[float, ...] = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 NUM_EXTREMES = 4
 
 
+def central_differences(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Periodic central differences ``(∂x, ∂y)`` of ``x [..., H, W]``, each ``[..., H, W]``:
+    ``∂x[i, j] = (x[i, j+1] − x[i, j−1]) / 2`` (indices mod H, W), ∂y alike over rows."""
+    h, w = x.shape[-2:]
+    # One circularly padded copy, then differences of views (torch.roll copies per call).
+    xp = F.pad(x.reshape(-1, 1, h, w), (1, 1, 1, 1), mode="circular")
+    gx = torch.sub(xp[..., 1:-1, 2:], xp[..., 1:-1, :-2]).mul_(0.5)
+    gy = torch.sub(xp[..., 2:, 1:-1], xp[..., :-2, 1:-1]).mul_(0.5)
+    return gx.view(x.shape), gy.view(x.shape)
+
+
+class CentralDifferences(torch.autograd.Function):
+    """``central_differences`` with its adjoint as the backward.
+
+    A periodic central difference D is antisymmetric (Dᵀ = −D), so the gradient of (∂x, ∂y)
+    with grads (g_x, g_y) is −(D_x g_x + D_y g_y): two differences of the grads. Autograd's own
+    backward of the padded-view form zero-fills and scatters a padded copy per view and folds
+    the circular pad back. On the `small` training step's 65 predicted states the alignment
+    terms' forward + backward took 195 ms instead of 205 (medians of 8, the two forms
+    alternating in one process, two cores). The backward is made of differentiable ops, so
+    double backward works.
+    """
+
+    @staticmethod
+    def forward(x: Tensor) -> tuple[Tensor, Tensor]:
+        return central_differences(x)
+
+    @staticmethod
+    def setup_context(ctx: torch.autograd.function.FunctionCtx, inputs: tuple[Tensor],
+                      output: tuple[Tensor, Tensor]) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, gx: Tensor, gy: Tensor) -> Tensor:
+        # An unused output's grad arrives as zeros (materialised grads, the default).
+        return -(central_differences(gx)[0] + central_differences(gy)[1])
+
+
 class Frames:
     """Lazily computed statistics of fields ``x [..., H, W]`` (float32 or float64).
 
@@ -111,12 +149,7 @@ class Frames:
     @cached_property
     def grad(self) -> tuple[Tensor, Tensor]:
         """Periodic central differences ``(∂x, ∂y)``, each ``[..., H, W]`` (field units/pixel)."""
-        h, w = self.shape
-        # One circularly padded copy, then differences of views (torch.roll copies per call).
-        xp = F.pad(self.x.reshape(-1, 1, h, w), (1, 1, 1, 1), mode="circular")
-        gx = torch.sub(xp[..., 1:-1, 2:], xp[..., 1:-1, :-2]).mul_(0.5)
-        gy = torch.sub(xp[..., 2:, 1:-1], xp[..., :-2, 1:-1]).mul_(0.5)
-        return gx.view(self.x.shape), gy.view(self.x.shape)
+        return CentralDifferences.apply(self.x)
 
     @cached_property
     def spectrum(self) -> Tensor:
