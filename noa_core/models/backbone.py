@@ -58,6 +58,16 @@ class Conditioning(NamedTuple):
     gain: torch.Tensor | None = None  # [B, C], per discrete θ setting (context or not)
 
 
+class StepContext(NamedTuple):
+    """A context's terms in one step, the same at every step of a rollout (computed once):
+    ``stem`` [B, c_0, H, W], the context field's addition to the U-AFNO stem
+    (``UAFNO.context_term``), and ``drift`` [B, C, H, W] = g·s·F_mean, the gated mean
+    increment added to Δ."""
+
+    stem: torch.Tensor
+    drift: torch.Tensor
+
+
 class NOABackbone(nn.Module):
     """θ-conditioned U-AFNO NOA: ``step``, ``rollout`` (TBPTT, checkpointing, noise), ``heads``.
 
@@ -211,41 +221,52 @@ class NOABackbone(nn.Module):
         """
         self._check_field(u)
         c = self._as_conditioning(theta, context, cond)
-        return self._step_cond(u, c.vector, c.field, c.gate, c.gain, latent_noise)
+        return self._step_cond(u, c.vector, self._step_context(c.field, c.gate), c.gain,
+                               latent_noise)
+
+    def _step_context(self, field: torch.Tensor | None, gate: torch.Tensor | None
+                      ) -> StepContext | None:
+        """The context field [B, 2C, H, W] and its gate [B, C] → ``StepContext`` (None
+        without a field)."""
+        if field is None:
+            return None
+        if gate is None:
+            raise ValueError("a context field needs its extrapolation gate (use condition)")
+        drift = field[:, :self.channels] * self.increment_std[:, None, None]
+        return StepContext(self.net.context_term(field), gate[:, :, None, None] * drift)
 
     def _update(self, u: torch.Tensor, x: torch.Tensor, delta: torch.Tensor,
-                field: torch.Tensor | None, gate: torch.Tensor | None,
-                gain: torch.Tensor | None) -> torch.Tensor:
+                ctx: StepContext | None, gain: torch.Tensor | None) -> torch.Tensor:
         """u + σ_f·(Δ + b·G_3·x + g·s·F_mean), x = (u − μ_f)/σ_f: the gated extrapolation only
         with a context field, the per-setting gain only with discrete θ slots."""
         if gain is not None:
             delta = delta + gain[:, :, None, None] * x
-        if field is not None:
-            if gate is None:
-                raise ValueError("a context field needs its extrapolation gate (use condition)")
-            drift = field[:, :self.channels] * self.increment_std[:, None, None]
-            delta = delta + gate[:, :, None, None] * drift
+        if ctx is not None:
+            delta = delta + ctx.drift
         return u + delta * self.field_std[:, None, None]
 
     def _step_cond(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
-                   field: torch.Tensor | None, gate: torch.Tensor | None,
-                   gain: torch.Tensor | None, latent_noise: torch.Tensor | None) -> torch.Tensor:
+                   ctx: StepContext | None, gain: torch.Tensor | None,
+                   latent_noise: torch.Tensor | None) -> torch.Tensor:
         x = self.normalize(u)
-        return self._update(u, x, self.net(x, cond, latent_noise, field), field, gate, gain)
+        delta = self.net.forward_with_features(x, cond, latent_noise,
+                                               None if ctx is None else ctx.stem)[0]
+        return self._update(u, x, delta, ctx, gain)
 
     def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
-                     field: torch.Tensor | None, gate: torch.Tensor | None,
-                     gain: torch.Tensor | None, latent_noise: torch.Tensor | None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+                     ctx: StepContext | None, gain: torch.Tensor | None,
+                     latent_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(u_{t+1} [B, C, H, W], the heads' pooled features of u_t [B, P]) from one pass."""
         x = self.normalize(u)
-        delta, z, skips = self.net.forward_with_features(x, cond, latent_noise, field)
-        return self._update(u, x, delta, field, gate, gain), pool_features(z, skips)
+        delta, z, skips = self.net.forward_with_features(x, cond, latent_noise,
+                                                         None if ctx is None else ctx.stem)
+        return self._update(u, x, delta, ctx, gain), pool_features(z, skips)
 
     def _pool_state(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
-                    field: torch.Tensor | None) -> torch.Tensor:
+                    ctx: StepContext | None) -> torch.Tensor:
         """The heads' pooled features [B, P] of a state u [B, C, H, W] (encoder pass only)."""
-        return pool_features(*self.net.encode(self.normalize(u), cond, context_field=field))
+        return pool_features(*self.net.encode(self.normalize(u), cond,
+                                              None if ctx is None else ctx.stem))
 
     @staticmethod
     def _run(fn: Callable[..., Any], no_grad: bool, checkpoint: bool, *args: Any) -> Any:
@@ -299,7 +320,9 @@ class NOABackbone(nn.Module):
             raise ValueError(f"grad_window must be non-negative, got {grad_window}")
         self._check_field(u_start)
         vec, field, gate, gain = self._as_conditioning(theta, context, cond)
-        mods = Modulations.of(self.net, vec)  # once for every step (and its gradient window)
+        # Once for every step (and its gradient window): neither changes along the rollout.
+        mods = Modulations.of(self.net, vec)
+        ctx = self._step_context(field, gate)
         warm, end = 0, steps
         if grad_window is not None:
             last = max(0, steps - grad_window)
@@ -312,16 +335,16 @@ class NOABackbone(nn.Module):
                    if noisy else None)
             if pooled:
                 u, feats = self._run(self._step_pooled, not warm <= t < end, checkpoint, u,
-                                     mods, field, gate, gain, eps)
+                                     mods, ctx, gain, eps)
                 pools.append(feats)
             else:
-                u = self._run(self._step_cond, not warm <= t < end, checkpoint, u, mods, field,
-                              gate, gain, eps)
+                u = self._run(self._step_cond, not warm <= t < end, checkpoint, u, mods, ctx,
+                              gain, eps)
             states.append(u)
         if not pooled:
             return torch.stack(states, dim=1), None
         pools.append(self._run(self._pool_state, not warm <= steps - 1 < end, checkpoint, u,
-                               mods, field))
+                               mods, ctx))
         return torch.stack(states, dim=1), torch.stack(pools, dim=1)
 
     def forward(self, theta: torch.Tensor, u_start: torch.Tensor, steps: int,

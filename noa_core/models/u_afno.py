@@ -13,7 +13,9 @@ Shapes for a field [B, C_in, H, W] with ``level_channels`` c_0..c_L (c_i = min(b
 So skip_0 is at full resolution (the spec's "H/2" was wrong in the original's docstrings too).
 H and W must be divisible by 2^L. Every block reads the conditioning vector ``cond`` [B, E].
 A model with a context encoder adds the context field [B, F, H, W] to the stem's output through
-its own bias-free 3×3 conv; without a context field that conv is not run at all.
+its own bias-free 3×3 conv (``context_term``); without a context field that conv is not run at
+all. The field is the same at every step of a rollout, so a rollout computes the term once and
+passes it to ``encode`` and ``forward_with_features``.
 """
 
 from __future__ import annotations
@@ -125,17 +127,24 @@ class UAFNO(Conditioned):
             raise ValueError(f"field of shape {tuple(x.shape)}: expected [B, C, H, W] with H and "
                              f"W divisible by 2^levels = {f}")
 
+    def context_term(self, context_field: torch.Tensor | None) -> torch.Tensor | None:
+        """The context field [B, F, H, W] → its addition to the stem's output [B, c_0, H, W]
+        (None for None)."""
+        if context_field is None:
+            return None
+        if self.context_stem is None:
+            raise ValueError("this U-AFNO takes no context field (model.context_max = 0)")
+        return self.context_stem(context_field)
+
     def encode(self, x: torch.Tensor, cond: torch.Tensor | Modulations,
-               latent_noise: torch.Tensor | None = None,
-               context_field: torch.Tensor | None = None
+               context_term: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Encoder and AFNO stack: (bottleneck [B, c_L, H/2^L, W/2^L], [skip_0, …, skip_{L−1}])."""
+        """Encoder and AFNO stack: (bottleneck [B, c_L, H/2^L, W/2^L], [skip_0, …, skip_{L−1}]);
+        ``context_term`` from ``context_term(field)``."""
         self.check_grid(x)
         x = self.stem(x)
-        if context_field is not None:
-            if self.context_stem is None:
-                raise ValueError("this U-AFNO takes no context field (model.context_max = 0)")
-            x = x + self.context_stem(context_field)
+        if context_term is not None:
+            x = x + context_term
         skips = []
         for blocks, down in zip(self.enc, self.down, strict=True):
             for block in blocks:
@@ -144,8 +153,6 @@ class UAFNO(Conditioned):
             x = down(x)
         for block in self.afno:
             x = block(x, cond)
-        if latent_noise is not None:
-            x = x + latent_noise
         return x, skips
 
     def decode(self, z: torch.Tensor, skips: list[torch.Tensor],
@@ -160,7 +167,8 @@ class UAFNO(Conditioned):
     def forward(self, x: torch.Tensor, cond: torch.Tensor | Modulations,
                 latent_noise: torch.Tensor | None = None,
                 context_field: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_with_features(x, cond, latent_noise, context_field)[0]
+        return self.forward_with_features(x, cond, latent_noise,
+                                          self.context_term(context_field))[0]
 
     def modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor]:
         """(g(cond) [B, C, 1, 1],), the gain of ``linear_term``."""
@@ -172,12 +180,12 @@ class UAFNO(Conditioned):
 
     def forward_with_features(self, x: torch.Tensor, cond: torch.Tensor | Modulations,
                               latent_noise: torch.Tensor | None = None,
-                              context_field: torch.Tensor | None = None
+                              context_term: torch.Tensor | None = None
                               ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Δ [B, C_out, H, W] with the features the step computed on the way: the bottleneck
         before any latent noise [B, c_L, H/2^L, W/2^L] (as ``get_intermediate_features``) and
-        the skips [B, c_i, H/2^i, W/2^i]."""
-        z, skips = self.encode(x, cond, context_field=context_field)
+        the skips [B, c_i, H/2^i, W/2^i]. ``context_term``: ``context_term(field)``."""
+        z, skips = self.encode(x, cond, context_term)
         noisy = z if latent_noise is None else z + latent_noise
         return self.decode(noisy, skips, cond) + self.linear_term(x, cond), z, skips
 
@@ -204,7 +212,7 @@ class UAFNO(Conditioned):
         if bad:
             raise ValueError(f"skip levels {bad} do not exist; this U-AFNO has levels "
                              f"0..{self.levels - 1}")
-        z, skips = self.encode(x, cond, context_field=context_field)
+        z, skips = self.encode(x, cond, self.context_term(context_field))
         out: dict[str, torch.Tensor] = {}
         if extract_from in ("bottleneck", "all"):
             out["bottleneck"] = z

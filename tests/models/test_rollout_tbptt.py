@@ -56,27 +56,36 @@ def test_rollout_shape_starts_with_x_start() -> None:
         m.rollout(theta, torch.randn(3, C, 18, 18), 1)
 
 
-def test_modulations_shared_by_a_rollout_give_the_per_step_gradients() -> None:
-    """A rollout computes the conditioning modulations once and every step reads them; its
-    gradients equal those of stepping with θ, which recomputes them per step."""
+@pytest.mark.parametrize("with_context", [False, True])
+def test_terms_shared_by_a_rollout_give_the_per_step_outputs_and_gradients(
+        with_context: bool) -> None:
+    """A rollout computes the conditioning modulations, and with a context its stem term and
+    drift, once and every step reads them; its states and gradients equal those of stepping
+    with θ (and the context), which recomputes them per step."""
     m = _model()
     theta, u = _inputs(2)
-    grads = []
+    ctx = torch.randn(2, 3, C, G, G, generator=torch.Generator().manual_seed(4)) \
+        if with_context else None
+    grads, runs = [], []
     for shared in (True, False):
         m.zero_grad(set_to_none=True)
         if shared:
-            states = m.rollout(theta, u, 3)[:, 1:]
+            states = m.rollout(theta, u, 3, ctx)[:, 1:]
         else:
             states, x = [], u
             for _ in range(3):
-                x = m.step(x, theta)
+                x = m.step(x, theta, ctx)
                 states.append(x)
             states = torch.stack(states, dim=1)
         (states ** 2).mean().backward()
         grads.append(_grads(m))
+        runs.append(states.detach())
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
     shared_grads, step_grads = grads
     assert shared_grads.keys() == step_grads.keys()
     conditioning = [n for n in shared_grads if ".proj." in n or ".mod." in n]
+    if with_context:
+        conditioning += ["net.context_stem.weight", "drift_gate.weight"]
     assert conditioning and all(shared_grads[n].abs().max() > 0 for n in conditioning)
     for name, g in shared_grads.items():
         torch.testing.assert_close(g, step_grads[name], rtol=1e-4, atol=1e-7, msg=name)
