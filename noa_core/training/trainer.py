@@ -223,8 +223,11 @@ class Trainer:
             # branch without gradients; DDP must be told, or the next step waits for them.
             self.ddp = torch.nn.parallel.DistributedDataParallel(
                 self.model, find_unused_parameters=self.model.context_encoder is not None)
+        # The fused kernel: one pass per tensor instead of a dozen ops (CPU and CUDA have one;
+        # on the `small` model's 171 tensors, 1.6 ms a step on two cores instead of 6.5).
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.t.lr,
-                                     weight_decay=self.t.weight_decay)
+                                     weight_decay=self.t.weight_decay,
+                                     fused=self.ctx.device.type in ("cpu", "cuda") or None)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, self.t))
         self.step = 0
         self.skipped = 0
