@@ -141,3 +141,37 @@ def test_soft_shrink_threshold_is_the_same_at_16_and_32() -> None:
     o16 = torch.fft.rfft2(field(16), norm="ortho")[..., 2, 1].abs()
     o32 = torch.fft.rfft2(field(32), norm="ortho")[..., 2, 1].abs()
     torch.testing.assert_close(o32, 2 * o16, rtol=1e-4, atol=0)
+
+
+@torch.no_grad()
+def test_the_block_mlp_is_the_complex_mlp_it_stands_for() -> None:
+    """``filter_modes`` against complex arithmetic written out here: per block, h = x·W1 + b1,
+    the per-sample gain on both parts and a complex shift, ReLU on each part, then h·W2 + b2
+    and soft-shrink on each part (float64, conditioning non-zero)."""
+    torch.manual_seed(0)
+    filt = SpectralFilter(C, BLOCKS, 1.5, 4, 0.05, COND).double()
+    torch.nn.init.normal_(filt.mod.weight, std=0.3)
+    torch.nn.init.normal_(filt.b1, std=0.3)
+    torch.nn.init.normal_(filt.b2, std=0.3)
+    g = torch.Generator().manual_seed(1)
+    b, r, kx, n, blk, hid = 3, 4, 3, BLOCKS, C // BLOCKS, filt.hidden
+    re, im = (torch.randn(b, r, kx, C, generator=g, dtype=torch.float64) for _ in range(2))
+    cond = torch.randn(b, COND, generator=g, dtype=torch.float64)
+
+    def cplx(w: torch.Tensor) -> torch.Tensor:
+        return torch.complex(w[0], w[1])
+
+    def parts(z: torch.Tensor, fn) -> torch.Tensor:  # a real map on each part
+        return torch.complex(fn(z.real), fn(z.imag))
+
+    x = torch.complex(re, im).view(b, r, kx, n, blk)
+    mod = filt.mod(cond).view(b, 3, n, hid)[:, :, None, None]  # [B, 3, 1, 1, n, hid]
+    h = torch.einsum("brknc,nco->brkno", x, cplx(filt.w1)) + cplx(filt.b1)
+    h = torch.complex(h.real * (1 + mod[:, 0]) + mod[:, 1], h.imag * (1 + mod[:, 0]) + mod[:, 2])
+    h = parts(h, F.relu)
+    out = torch.einsum("brkno,noc->brknc", h, cplx(filt.w2)) + cplx(filt.b2)
+    out = parts(out, lambda t: F.softshrink(t, 0.05)).reshape(b, r, kx, C)
+    got_re, got_im = filt.filter_modes(re, im, cond)
+    assert (out.real != 0).any() and (out.real == 0).any()  # soft-shrink acts on some only
+    torch.testing.assert_close(got_re, out.real, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got_im, out.imag, rtol=1e-12, atol=1e-12)
