@@ -8,6 +8,7 @@ import torch
 from noa_core.config import ModelConfig, load_config
 from noa_core.errors import ConfigError
 from noa_core.models import NOABackbone, StepModule, build_model, perturb_zero_layers
+from noa_core.models.backbone import Conditioning
 from noa_core.models.conditioning import ZeroLinear
 
 CFG = load_config("tiny")
@@ -94,6 +95,18 @@ def test_context_changes_the_step_once_conditioning_is_on() -> None:
         assert m.step(u, theta, ctx[:, -k - 1:]).shape == u.shape
     with pytest.raises(ValueError, match=f"accepts 1 … {K}"):
         m.step(u, theta, torch.randn(2, K + 2, C, G, G))
+
+
+@torch.no_grad()
+def test_a_context_field_without_its_gate_is_refused_by_step_and_rollout() -> None:
+    m = _model()
+    theta, u, ctx = _inputs()
+    c = m.condition(theta, ctx)
+    ungated = Conditioning(c.vector, c.field, None, c.gain)
+    with pytest.raises(ValueError, match="extrapolation gate"):
+        m.step(u, cond=ungated)
+    with pytest.raises(ValueError, match="extrapolation gate"):
+        m.rollout(theta, u, 2, cond=ungated)
 
 
 @torch.no_grad()
