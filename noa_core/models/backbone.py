@@ -68,6 +68,11 @@ class StepContext(NamedTuple):
     drift: torch.Tensor
 
 
+def _stem(ctx: StepContext | None) -> torch.Tensor | None:
+    """The stem term of a step's context (None without a context)."""
+    return None if ctx is None else ctx.stem
+
+
 class NOABackbone(nn.Module):
     """θ-conditioned U-AFNO NOA: ``step``, ``rollout`` (TBPTT, checkpointing, noise), ``heads``.
 
@@ -245,28 +250,30 @@ class NOABackbone(nn.Module):
             delta = delta + ctx.drift
         return u + delta * self.field_std[:, None, None]
 
+    def _net_pass(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
+                  ctx: StepContext | None, latent_noise: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """One U-AFNO pass on u [B, C, H, W]: (x = normalised u, Δ, bottleneck, skips)."""
+        x = self.normalize(u)
+        return x, *self.net.forward_with_features(x, cond, latent_noise, _stem(ctx))
+
     def _step_cond(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
                    ctx: StepContext | None, gain: torch.Tensor | None,
                    latent_noise: torch.Tensor | None) -> torch.Tensor:
-        x = self.normalize(u)
-        delta = self.net.forward_with_features(x, cond, latent_noise,
-                                               None if ctx is None else ctx.stem)[0]
+        x, delta, _, _ = self._net_pass(u, cond, ctx, latent_noise)
         return self._update(u, x, delta, ctx, gain)
 
     def _step_pooled(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
                      ctx: StepContext | None, gain: torch.Tensor | None,
                      latent_noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(u_{t+1} [B, C, H, W], the heads' pooled features of u_t [B, P]) from one pass."""
-        x = self.normalize(u)
-        delta, z, skips = self.net.forward_with_features(x, cond, latent_noise,
-                                                         None if ctx is None else ctx.stem)
+        x, delta, z, skips = self._net_pass(u, cond, ctx, latent_noise)
         return self._update(u, x, delta, ctx, gain), pool_features(z, skips)
 
     def _pool_state(self, u: torch.Tensor, cond: torch.Tensor | Modulations,
                     ctx: StepContext | None) -> torch.Tensor:
         """The heads' pooled features [B, P] of a state u [B, C, H, W] (encoder pass only)."""
-        return pool_features(*self.net.encode(self.normalize(u), cond,
-                                              None if ctx is None else ctx.stem))
+        return pool_features(*self.net.encode(self.normalize(u), cond, _stem(ctx)))
 
     @staticmethod
     def _run(fn: Callable[..., Any], no_grad: bool, checkpoint: bool, *args: Any) -> Any:
