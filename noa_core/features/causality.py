@@ -1,7 +1,7 @@
 """SUMMARY family, causality part: time asymmetry and transport (4 per realization).
 
-Input: ``Frames`` of a window ``[B, M, T, C, H, W]``; output ``[B, M, 4]`` in the order of
-``CAUSALITY_NAMES``, all dimensionless.
+Input: per-frame quantities of a window ``[B, M, T, C, H, W]`` (``features.frame_stats``);
+output ``[B, M, 4]`` in the order of ``CAUSALITY_NAMES``, all dimensionless.
 
 - ``irreversibility``: skewness of the increments Δs of the spatial mean, ⟨Δs³⟩ / ⟨Δs²⟩^{3/2}
   (the original's ⟨Δs³⟩_fwd − ⟨Δs³⟩_rev is 2⟨Δs³⟩, since reversing time negates Δs), averaged
@@ -23,9 +23,8 @@ import torch
 from torch import Tensor
 
 from noa_core.features.fourier import BASIS_COLUMNS, power_basis
-from noa_core.features.frames import Frames
-from noa_core.features.numerics import UNIT_EPS
-from noa_core.features.temporal_summary import RealizationSeries, realization_series
+from noa_core.features.numerics import UNIT_EPS, eps_like
+from noa_core.features.temporal_summary import RealizationSeries
 
 CAUSALITY_NAMES: tuple[str, ...] = (
     "irreversibility",
@@ -45,22 +44,26 @@ def _irreversibility(ser: RealizationSeries) -> Tensor:
     return (m3 / (m2 + UNIT_EPS) ** 1.5).mean(-1)
 
 
-def _flow(fr: Frames) -> tuple[Tensor, Tensor]:
-    """``[B, M]`` each: flow magnitude and anisotropy, averaged over channels."""
+def flow_dots(spectrum: Tensor, shape: tuple[int, int]) -> Tensor:
+    """``[B, M, T−1, C, 2]``: mean(∂x u(t) · u(t+1)) and mean(∂y u(t) · u(t+1)) of consecutive
+    states, from their spectra ``[B, M, T, C, H, W//2+1]`` (``Frames.spectrum`` of fields of
+    ``shape`` (H, W); field units² per pixel)."""
     # In Fourier space (Parseval): Σ ∂x u(t) · u(t+1) = Σ_k weight·sin(2π f_x)·Im(conj X_t · X_t+1)
     # since ∂x ↔ i·sin(2π f_x); one half-size product serves both directions.
-    spec = fr.spectrum
-    a, b = spec[:, :, :-1], spec[:, :, 1:]
+    h, w = shape
+    a, b = spectrum[:, :, :-1], spectrum[:, :, 1:]
     cross = a.real * b.imag - a.imag * b.real                  # Im(conj(a) · b)
-    h, w = fr.shape
-    basis = power_basis(h, w, fr.x.dtype, fr.x.device)
+    basis = power_basis(h, w, cross.dtype, cross.device)
     cols = [BASIS_COLUMNS.index("dx1"), BASIS_COLUMNS.index("dy1")]
-    dots = (cross.flatten(-2) @ basis[:, cols]) / fr.pixels     # mean(∂u(t) · u(t+1)), [.., 2]
-    sums = fr.power_sums
-    floor = (fr.eps * fr.eps)[:, :, :-1]
-    rms_g = torch.sqrt(torch.stack([sums["dx2"], sums["dy2"]], -1)[:, :, :-1] / fr.pixels
-                       + floor[..., None])
-    corr = dots / (rms_g * fr.std[:, :, 1:, :, None])           # corr(∂u(t), u(t+1))
+    return (cross.flatten(-2) @ basis[:, cols]) / (h * w)
+
+
+def _flow(dots: Tensor, grad_ms: Tensor, std: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+    """``[B, M]`` each: flow magnitude and anisotropy, averaged over channels (inputs: see
+    ``causality_features``)."""
+    floor = (eps * eps)[:, :, :-1]
+    rms_g = torch.sqrt(grad_ms[:, :, :-1] + floor[..., None])
+    corr = dots / (rms_g * std[:, :, 1:, :, None])              # corr(∂u(t), u(t+1))
     cx, cy = corr.mean(2).unbind(-1)                            # [B, M, C], mean over t
     sq = cx * cx + cy * cy
     magnitude = torch.sqrt(sq + UNIT_EPS) - math.sqrt(UNIT_EPS)
@@ -86,9 +89,11 @@ def _lag_asymmetry(ser: RealizationSeries) -> Tensor:
     return torch.cat(per_lag, dim=-1).amax(-1)
 
 
-def causality_features(fr: Frames) -> Tensor:
-    """``[B, M, 4]`` causality features of a window's frames (leading dims ``[B, M, T, C]``)."""
-    ser = realization_series(fr)
-    magnitude, anisotropy = _flow(fr)
+def causality_features(ser: RealizationSeries, dots: Tensor, grad_ms: Tensor,
+                       std: Tensor) -> Tensor:
+    """``[B, M, 4]`` causality features of a window: its ``realization_series``, the
+    ``flow_dots [B, M, T−1, C, 2]`` of its states, and per frame ``[B, M, T, C]`` the mean
+    squares of ∂x, ∂y (``grad_ms [..., 2]``, field units² per pixel²) and ``Frames.std``."""
+    magnitude, anisotropy = _flow(dots, grad_ms, std, eps_like(ser.s.transpose(-1, -2)))
     return torch.stack([_irreversibility(ser), magnitude, anisotropy, _lag_asymmetry(ser)],
                        dim=-1)

@@ -1,7 +1,8 @@
 """SUMMARY family, drift part: how the field's norms drift over the window (32 per realization).
 
-Input: ``Frames`` of a window ``[B, M, T, C, H, W]``; output ``[B, M, 32]`` in the order of
-``DRIFT_NAMES``: scale × norm × metric, computed per channel and averaged over C.
+Input: the norms of a window's frames (``drift_norms`` of ``Frames`` with leading dims
+``[B, M, T, C]``); output ``[B, M, 32]`` in the order of ``DRIFT_NAMES``: scale × norm ×
+metric, computed per channel and averaged over C.
 
 - scales: ``raw`` and ``lowpass`` (periodic Gaussian blur, σ = 2 pixels, applied in Fourier
   space and sampled on every second pixel: ``Frames.lowpass``). The original's third scale,
@@ -64,11 +65,12 @@ def drift_metrics(n: Tensor) -> Tensor:
     return torch.stack([mean_d / nbar, var_d / nbar ** 2, log_ratio, mono], dim=-1)
 
 
-def drift_features(fr: Frames) -> Tensor:
-    """``[B, M, 32]`` drift features of a window's frames (leading dims ``[B, M, T, C]``)."""
-    out = []
-    for frames in (fr, fr.lowpass(LOWPASS_SIGMA_PX)):
-        norms = frame_norms(frames)                     # [B, M, T, C, 4]
-        series = norms.permute(0, 1, 3, 4, 2)           # [B, M, C, 4, T]
-        out.append(drift_metrics(series).mean(2).flatten(-2))   # [B, M, 4·4]
-    return torch.cat(out, dim=-1)
+def drift_norms(fr: Frames) -> Tensor:
+    """``[..., 2, 4]``: ``frame_norms`` of each frame at the scales of ``DRIFT_SCALES``."""
+    return torch.stack([frame_norms(fr), frame_norms(fr.lowpass(LOWPASS_SIGMA_PX))], dim=-2)
+
+
+def drift_features(norms: Tensor) -> Tensor:
+    """``[B, M, 32]`` drift features of a window's ``drift_norms [B, M, T, C, 2, 4]``."""
+    series = norms.permute(0, 1, 3, 4, 5, 2)            # [B, M, C, scale, norm, T]
+    return drift_metrics(series).mean(2).flatten(-3)    # [B, M, 2·4·4], scale-major

@@ -17,15 +17,18 @@ import torch
 from torch import Tensor
 
 from noa_core.features.causality import causality_features
-from noa_core.features.cross_channel import cross_channel_features
 from noa_core.features.drift import drift_features
+from noa_core.features.frame_stats import (
+    FrameStats,
+    live_span,
+    temporal_per_state,
+    window_stats,
+)
 from noa_core.features.frames import Frames
 from noa_core.features.initial import initial_features
 from noa_core.features.numerics import eps_like, smooth_std, std_over
 from noa_core.features.schema import FeatureSchema
-from noa_core.features.spatial import spatial_features
-from noa_core.features.spectral import spectral_features
-from noa_core.features.temporal_summary import temporal_summary_features
+from noa_core.features.temporal_summary import realization_series, temporal_summary_features
 
 #: Coefficient of variation = std / sqrt(mean² + (CV_FLOOR·std)² + ε²): ≤ 1 / CV_FLOOR = 100
 #: where the mean over realizations is near 0 (the original's cv exploded there).
@@ -103,13 +106,21 @@ class FeatureExtractor:
             window = window.float()
         return window
 
-    def __call__(self, window: Tensor) -> Features:
-        """All families of ``window [B, M, H+1, C, Hg, Wg]``."""
+    def __call__(self, window: Tensor, live: slice | None = None) -> Features:
+        """All families of ``window [B, M, H+1, C, Hg, Wg]``.
+
+        ``live``: the states (a slice of the H + 1) a gradient is wanted for; the others are
+        treated as constants, which makes the backward cost the live states only
+        (``frame_stats.window_stats``). None: all states. The values do not depend on it.
+        """
         window = self._check(window)
-        fr = Frames(window)
-        per_realization = self._summary_per_realization(fr)
-        return Features(self.initial(window[:, :, 0].mean(1)), self._temporal(fr),
-                        per_realization, aggregate_realizations(per_realization))
+        stats = window_stats(window, live)
+        x0 = window[:, :, 0]
+        if live_span(live, window.shape[2])[0] > 0:
+            x0 = x0.detach()
+        per_realization = self._summary_per_realization(stats)
+        return Features(self.initial(x0.mean(1)), stats.temporal, per_realization,
+                        aggregate_realizations(per_realization))
 
     def initial(self, x0: Tensor) -> Tensor:
         """``[B, C, Hg, Wg] → [B, 14]`` (the channel-mean initial condition's features)."""
@@ -119,23 +130,19 @@ class FeatureExtractor:
 
     def temporal(self, window: Tensor) -> Tensor:
         """``[B, M, H+1, C, Hg, Wg] → [B, H+1, D_t]``, averaged over M (and C)."""
-        return self._temporal(Frames(self._check(window)))
+        return temporal_per_state(Frames(self._check(window)))
 
     def summary(self, window: Tensor) -> tuple[Tensor, Tensor]:
         """``(per realization [B, M, D_s], aggregated [B, 3·D_s])``."""
-        per_realization = self._summary_per_realization(Frames(self._check(window)))
+        per_realization = self._summary_per_realization(window_stats(self._check(window)))
         return per_realization, aggregate_realizations(per_realization)
 
     @staticmethod
-    def _temporal(fr: Frames) -> Tensor:
-        per_channel = torch.cat([spatial_features(fr), spectral_features(fr)], dim=-1)
-        per_state = torch.cat([per_channel.mean(3), cross_channel_features(fr.z)], dim=-1)
-        return per_state.mean(1)
-
-    @staticmethod
-    def _summary_per_realization(fr: Frames) -> Tensor:
-        return torch.cat([temporal_summary_features(fr), drift_features(fr),
-                          causality_features(fr)], dim=-1)
+    def _summary_per_realization(stats: FrameStats) -> Tensor:
+        ser = realization_series(stats.mean, stats.energy, stats.var)
+        return torch.cat([temporal_summary_features(ser), drift_features(stats.norms),
+                          causality_features(ser, stats.flow, stats.grad_ms, stats.std)],
+                         dim=-1)
 
 
 def tokenizer_input(f: Features) -> Tensor:

@@ -1,6 +1,6 @@
 """SUMMARY family, trajectory part: statistics of one realization's time series (15 each).
 
-Input: ``Frames`` of a window ``[B, M, T, C, H, W]`` (leading dims ``[B, M, T, C]``); output
+Input: the series of a window's frames (``realization_series``, from ``[B, M, T, C]``); output
 ``[B, M, 15]`` in the order of ``TEMPORAL_SUMMARY_NAMES``, computed per channel and averaged
 over C. T ≥ 2 states; time is in steps (one update).
 
@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from noa_core.features.frames import Frames
 from noa_core.features.numerics import (
     LOG2,
     REL_EPS,
@@ -71,13 +70,14 @@ class RealizationSeries:
     level: Tensor    # sqrt(mean_t E + eps²) (field units), never 0
 
 
-def realization_series(fr: Frames) -> RealizationSeries:
-    """The per-realization series of ``Frames`` with leading dims ``[B, M, T, C]``."""
-    s = fr.mean.transpose(-1, -2)
-    energy = fr.energy.transpose(-1, -2)
+def realization_series(mean: Tensor, energy: Tensor, var: Tensor) -> RealizationSeries:
+    """The per-realization series of the frames' spatial mean, mean square and variance, each
+    ``[B, M, T, C]`` (``Frames.mean``, ``.energy``, ``.var``)."""
+    s = mean.transpose(-1, -2)
+    energy = energy.transpose(-1, -2)
     eps = eps_like(s.mean(-1))
     level = torch.sqrt(energy.mean(-1) + eps * eps)
-    return RealizationSeries(s, energy, fr.var.transpose(-1, -2), eps, level)
+    return RealizationSeries(s, energy, var.transpose(-1, -2), eps, level)
 
 
 def _acf_decay(d: Tensor, floor: Tensor) -> Tensor:
@@ -150,6 +150,6 @@ def series_features(ser: RealizationSeries) -> Tensor:
     ], dim=-1)
 
 
-def temporal_summary_features(fr: Frames) -> Tensor:
+def temporal_summary_features(ser: RealizationSeries) -> Tensor:
     """``[B, M, 15]``: ``series_features`` averaged over channels."""
-    return series_features(realization_series(fr)).mean(-2)
+    return series_features(ser).mean(-2)

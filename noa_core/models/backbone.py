@@ -68,6 +68,25 @@ class StepContext(NamedTuple):
     drift: torch.Tensor
 
 
+def grad_span(steps: int, grad_window: int | None, grad_offset: int | None
+              ) -> tuple[int, int]:
+    """``(warm, end)``: the updates warm … end − 1 of a ``steps``-update rollout keep their
+    graph (``NOABackbone.rollout``'s ``grad_window`` and ``grad_offset``); (0, steps) for
+    None."""
+    if grad_window is None:
+        return 0, steps
+    last = max(0, steps - grad_window)
+    warm = last if grad_offset is None else min(max(0, grad_offset), last)
+    return warm, warm + grad_window
+
+
+def grad_states(steps: int, grad_window: int | None, grad_offset: int | None) -> slice:
+    """The states of a rollout [B, steps + 1, ...] that carry a gradient: update t produces
+    state t + 1, so those of ``grad_span``, shifted by one (X_start never does)."""
+    warm, end = grad_span(steps, grad_window, grad_offset)
+    return slice(warm + 1, min(end, steps) + 1)
+
+
 def _stem(ctx: StepContext | None) -> torch.Tensor | None:
     """The stem term of a step's context (None without a context)."""
     return None if ctx is None else ctx.stem
@@ -330,11 +349,7 @@ class NOABackbone(nn.Module):
         # Once for every step (and its gradient window): neither changes along the rollout.
         mods = Modulations.of(self.net, vec)
         ctx = self._step_context(field, gate)
-        warm, end = 0, steps
-        if grad_window is not None:
-            last = max(0, steps - grad_window)
-            warm = last if grad_offset is None else min(max(0, grad_offset), last)
-            end = warm + grad_window
+        warm, end = grad_span(steps, grad_window, grad_offset)
         noisy = noise and self.cfg.stochastic.enabled
         states, pools, u = [u_start], [], u_start
         for t in range(steps):

@@ -79,9 +79,12 @@ def trajectory_loss(pred: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
 
 
 def alignment_terms(tok: Tokenizer, extractor: FeatureExtractor, pred: torch.Tensor,
-                    target: Targets, with_recon: bool) -> dict[str, torch.Tensor]:
-    """``latent``, ``commit`` (and ``recon``) of a predicted window pred [B, H+1, C, H, W]."""
-    f = extractor(pred[:, None])  # the deterministic rollout is one realization
+                    target: Targets, with_recon: bool, live: slice | None = None
+                    ) -> dict[str, torch.Tensor]:
+    """``latent``, ``commit`` (and ``recon``) of a predicted window pred [B, H+1, C, H, W];
+    ``live``: the states that carry a gradient (``backbone.grad_states``; None: all), so the
+    features' backward runs over those only."""
+    f = extractor(pred[:, None], live=live)  # the deterministic rollout is one realization
     z = tok.latents(f, row_independent=True)
     codes = [q.nearest(zq.detach()) for q, zq in zip(tok.vq.quantizers, z, strict=True)]
     codebook = [q.codebook[c] for q, c in zip(tok.vq.quantizers, codes, strict=True)]

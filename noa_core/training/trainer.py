@@ -41,7 +41,7 @@ from noa_core.config import NOAConfig, TrainConfig
 from noa_core.errors import TrainingError
 from noa_core.features.extract import FeatureExtractor
 from noa_core.features.schema import feature_schema
-from noa_core.models.backbone import NOABackbone
+from noa_core.models.backbone import NOABackbone, grad_states
 from noa_core.models.registry import build_model, model_inputs
 from noa_core.tokenizer.tokenizer import Tokenizer
 from noa_core.training.checkpoint import (
@@ -272,8 +272,9 @@ class Trainer:
                                    checkpoint=t.checkpoint_activations)
         pred = pred.to(self.dtype)  # back from bf16 under autocast
         terms = {"traj": trajectory_loss(pred, window)}
+        live = grad_states(self.cfg.dynamics.feature_horizon, t.tbptt_window, offset)
         terms.update(alignment_terms(self.tok, self.extractor, pred, target,
-                                     with_recon=t.loss_mode == "vq_led"))
+                                     with_recon=t.loss_mode == "vq_led", live=live))
         terms["heads"] = heads_loss({name: v.to(self.dtype) for name, v in heads.items()},
                                     target)
         terms["total"] = weighted_total(t, terms, alignment_factor(t, self.step))

@@ -7,6 +7,7 @@ import torch
 
 from noa_core.config import StochasticConfig, load_config
 from noa_core.models import NOABackbone, build_model, perturb_zero_layers
+from noa_core.models.backbone import grad_states
 from noa_core.models.stochastic import noise_sigma
 
 CFG = load_config("tiny")
@@ -91,24 +92,38 @@ def test_terms_shared_by_a_rollout_give_the_per_step_outputs_and_gradients(
         torch.testing.assert_close(g, step_grads[name], rtol=1e-4, atol=1e-7, msg=name)
 
 
+def _reaches(m: NOABackbone, out: torch.Tensor, t: int) -> bool:
+    """Whether state t of rollout ``out`` has a gradient path to a parameter of m."""
+    params = [p for p in m.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(out[:, t].square().sum(), params, allow_unused=True,
+                                retain_graph=True)
+    return any(g is not None and bool(g.any()) for g in grads)
+
+
 def test_a_window_with_an_offset_carries_gradients_through_its_own_updates_only() -> None:
     """grad_offset 1, W 2 over 5 updates: states 2 and 3 (updates 1 and 2) carry gradients,
     the warm-up before and the no-grad tail after do not; the values are the plain rollout's."""
     m = _model()
     theta, u = _inputs()
-    params = [p for p in m.parameters() if p.requires_grad]
-
-    def reaches(out: torch.Tensor, t: int) -> bool:
-        grads = torch.autograd.grad(out[:, t].square().sum(), params, allow_unused=True,
-                                    retain_graph=True)
-        return any(g is not None and bool(g.any()) for g in grads)
-
     out = m.rollout(theta, u, 5, grad_window=2, grad_offset=1)
-    assert [reaches(out, t) for t in range(1, 6)] == [False, True, True, False, False]
+    assert [_reaches(m, out, t) for t in range(1, 6)] == [False, True, True, False, False]
     with torch.no_grad():
         torch.testing.assert_close(out, m.rollout(theta, u, 5), rtol=0, atol=0)
     late = m.rollout(theta, u, 5, grad_window=2, grad_offset=9)  # clamped to the last W
-    assert [reaches(late, t) for t in range(1, 6)] == [False, False, False, True, True]
+    assert [_reaches(m, late, t) for t in range(1, 6)] == [False, False, False, True, True]
+
+
+@pytest.mark.parametrize(("window", "offset"),
+                         [(2, 1), (2, 9), (2, None), (3, 0), (7, None), (None, None)])
+def test_grad_states_names_the_states_a_gradient_reaches(window: int | None,
+                                                         offset: int | None) -> None:
+    """The trainer's features skip the backward of every other state: it must not miss one."""
+    m = _model()
+    theta, u = _inputs()
+    out = m.rollout(theta, u, 5, grad_window=window, grad_offset=offset)
+    live = grad_states(5, window, offset)
+    assert [_reaches(m, out, t) for t in range(6)] == \
+        [live.start <= t < live.stop for t in range(6)]
 
 
 def test_tbptt_warm_up_has_no_gradient_path() -> None:

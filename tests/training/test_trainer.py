@@ -250,3 +250,31 @@ def test_the_time_budget_stops_before_a_step_would_overrun_it(
     assert metrics["steps"] == 4
     assert metrics["train_seconds"] <= 60.0
     assert metrics["train_seconds"] + 7.0 + 13.0 > 60.0
+
+
+@pytest.mark.parametrize("offset", [None, 0, 5])
+def test_the_features_backward_over_the_gradient_window_alone_loses_nothing(
+        train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, offset: int | None) -> None:
+    """The alignment terms' features skip the backward of the states outside the TBPTT window
+    (``grad_states``); their parameter gradients equal those of the whole window's."""
+    import noa_core.training.trainer as trainer_module
+
+    data, tok = train_data
+    trainer = Trainer(_cfg(train_cfg, tbptt_window=4), data, tok, tmp_path, progress=False)
+    rows = torch.arange(4)
+
+    def alignment_grads() -> dict[str, torch.Tensor]:
+        trainer.model.zero_grad(set_to_none=True)
+        terms = trainer.losses(rows, offset=offset)
+        (terms["latent"] + terms["commit"]).backward()
+        return {n: p.grad.clone() for n, p in trainer.model.named_parameters()
+                if p.grad is not None}
+
+    window_only = alignment_grads()
+    monkeypatch.setattr(trainer_module, "grad_states", lambda *args: None)
+    whole = alignment_grads()
+    assert window_only.keys() == whole.keys() and whole
+    assert sum(float(g.norm()) for g in whole.values()) > 0
+    for name, g in whole.items():
+        torch.testing.assert_close(window_only[name], g, rtol=1e-4, atol=1e-7, msg=name)
