@@ -83,9 +83,12 @@ def _join(parts: list[FrameStats], bridges: list[Tensor]) -> FrameStats:
 
 def live_span(live: slice | None, states: int) -> tuple[int, int]:
     """``(start, stop)`` of ``live`` on a window of ``states`` states (None: all of them).
-    ``ValueError`` for a step other than 1."""
+    ``TypeError`` for anything but a slice, ``ValueError`` for a step other than 1."""
     if live is None:
         return 0, states
+    if not isinstance(live, slice):
+        raise TypeError(f"live states must be a slice of the window's states or None, got "
+                        f"{type(live).__name__}")
     if live.step not in (None, 1):
         raise ValueError(f"live states must be a contiguous slice, got step {live.step}")
     start, stop, _ = live.indices(states)

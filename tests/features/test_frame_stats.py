@@ -88,3 +88,5 @@ def test_live_span_reads_python_slices_and_refuses_steps() -> None:
     assert live_span(slice(5, 2), 13) == (5, 5)
     with pytest.raises(ValueError, match="contiguous"):
         live_span(slice(0, 13, 2), 13)
+    with pytest.raises(TypeError, match="slice"):
+        live_span(range(9, 13), 13)  # type: ignore[arg-type]
