@@ -16,7 +16,7 @@ constant states, which nothing needs, is not computed (it is zero).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import pairwise
 
 import torch
@@ -72,13 +72,15 @@ def frame_stats(fr: Frames) -> FrameStats:
 def _join(parts: list[FrameStats], bridges: list[Tensor]) -> FrameStats:
     """The parts' stats in time order; ``bridges[i]``: the flow of the pair that straddles
     parts i and i + 1 ([B, M, 1, C, 2])."""
-    joined = {}
-    for f in fields(FrameStats):
-        seq = [getattr(p, f.name) for p in parts]
-        if f.name == "flow":
-            seq = [x for i, p in enumerate(seq) for x in (p, *bridges[i:i + 1])]
-        joined[f.name] = torch.cat(seq, dim=1 if f.name == "temporal" else TIME_DIM)
-    return FrameStats(**joined)
+    def cat(name: str, dim: int = TIME_DIM) -> Tensor:
+        return torch.cat([getattr(p, name) for p in parts], dim=dim)
+
+    flow = [parts[0].flow]
+    for bridge, part in zip(bridges, parts[1:], strict=True):
+        flow += [bridge, part.flow]
+    return FrameStats(temporal=cat("temporal", dim=1), mean=cat("mean"), var=cat("var"),
+                      energy=cat("energy"), std=cat("std"), norms=cat("norms"),
+                      grad_ms=cat("grad_ms"), flow=torch.cat(flow, dim=TIME_DIM))
 
 
 def live_span(live: slice | None, states: int) -> tuple[int, int]:

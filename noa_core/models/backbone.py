@@ -77,14 +77,14 @@ def grad_span(steps: int, grad_window: int | None, grad_offset: int | None
         return 0, steps
     last = max(0, steps - grad_window)
     warm = last if grad_offset is None else min(max(0, grad_offset), last)
-    return warm, warm + grad_window
+    return warm, min(warm + grad_window, steps)
 
 
 def grad_states(steps: int, grad_window: int | None, grad_offset: int | None) -> slice:
     """The states of a rollout [B, steps + 1, ...] that carry a gradient: update t produces
     state t + 1, so those of ``grad_span``, shifted by one (X_start never does)."""
     warm, end = grad_span(steps, grad_window, grad_offset)
-    return slice(warm + 1, min(end, steps) + 1)
+    return slice(warm + 1, end + 1)
 
 
 def _stem(ctx: StepContext | None) -> torch.Tensor | None:
