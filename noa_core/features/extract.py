@@ -21,10 +21,8 @@ from noa_core.features.drift import drift_features
 from noa_core.features.frame_stats import (
     FrameStats,
     live_span,
-    temporal_per_state,
     window_stats,
 )
-from noa_core.features.frames import Frames
 from noa_core.features.initial import initial_features
 from noa_core.features.numerics import eps_like, smooth_std, std_over
 from noa_core.features.schema import FeatureSchema
@@ -127,15 +125,6 @@ class FeatureExtractor:
         if x0.dtype in (torch.float16, torch.bfloat16) or not x0.is_floating_point():
             x0 = x0.float()
         return initial_features(x0)
-
-    def temporal(self, window: Tensor) -> Tensor:
-        """``[B, M, H+1, C, Hg, Wg] → [B, H+1, D_t]``, averaged over M (and C)."""
-        return temporal_per_state(Frames(self._check(window)))
-
-    def summary(self, window: Tensor) -> tuple[Tensor, Tensor]:
-        """``(per realization [B, M, D_s], aggregated [B, 3·D_s])``."""
-        per_realization = self._summary_per_realization(window_stats(self._check(window)))
-        return per_realization, aggregate_realizations(per_realization)
 
     @staticmethod
     def _summary_per_realization(stats: FrameStats) -> Tensor:
