@@ -7,7 +7,8 @@ runner, against an embedded S3 endpoint and a local MLflow store.
    process's environment (the task subprocesses inherit them, as pods inherit Secrets); the
    stand-ins are pushed to ``s3://BUCKET/phase0`` with their manifest.
 3. MLflow: ``sqlite:///WORK/mlflow.db`` (artifacts beside it).
-4. ``kfp.local.SubprocessRunner`` runs every component in this Python environment; outputs land
+4. ``kfp.local.SubprocessRunner`` runs every component in this Python environment, with a
+   ``TMPDIR`` under ``WORK`` that is removed after the run (``task_tmpdir``); outputs land
    under ``WORK/kfp/<run>/<task>/``; train's run-scoped checkpoints under ``WORK/cache``.
 5. The outcome: the gate table, the registered version and its alias, where everything is.
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from components import PROJECT_IMAGE
-from pipelines.local_services import embedded_s3, mlflow_server
+from pipelines.local_services import embedded_s3, environment, mlflow_server
 
 Runner = Literal["subprocess", "docker"]
 
@@ -129,6 +132,7 @@ def run_local(work: str | Path, *, preset: str = "small", params: dict[str, Any]
             tracking_uri, pinned = f"sqlite:///{work / 'mlflow.db'}", None
             args.update(work_dir=str(work / "cache"))
             kfp_runner = _subprocess_runner()
+            stack.enter_context(task_tmpdir(work))
         args.setdefault("dataset_uri", s3_uri)  # a given URI wins (e.g. to see a failed run)
         args["tracking_uri"] = tracking_uri
         before = set(root.iterdir())
@@ -144,6 +148,22 @@ def _subprocess_runner() -> Any:
     from kfp import local
 
     return local.SubprocessRunner(use_venv=False)
+
+
+@contextmanager
+def task_tmpdir(work: Path) -> Iterator[Path]:
+    """A fresh ``TMPDIR`` under ``work`` for the task subprocesses, removed afterwards.
+
+    A KFP lightweight component starts with ``mktemp -d`` and writes its program there, and
+    nothing deletes it: in a pod it goes with the container, but the subprocess runner would
+    leave one directory per task in this machine's temporary directory on every run."""
+    tempfile.gettempdir()  # this process keeps its own choice, made before TMPDIR changes
+    path = Path(tempfile.mkdtemp(prefix="task-tmp-", dir=work))
+    try:
+        with environment({"TMPDIR": str(path)}):
+            yield path
+    finally:
+        shutil.rmtree(path)
 
 
 def _docker_runner(root: Path, s3_env: dict[str, str]) -> Any:

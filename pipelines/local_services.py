@@ -35,17 +35,27 @@ def embedded_s3() -> Iterator[dict[str, str]]:
     server.start()
     host, port = server.get_host_and_port()
     env = {**LOCAL_S3_ENV, "AWS_ENDPOINT_URL": f"http://{host}:{port}"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        yield env
+        with environment(env):
+            yield env
+    finally:
+        server.stop()
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment for the duration (subprocesses started meanwhile
+    inherit them); the previous values, or their absence, are put back."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        server.stop()
 
 
 def _free_port() -> int:

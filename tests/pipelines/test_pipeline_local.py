@@ -90,19 +90,24 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         (work / name).write_text(text)
         files[name] = str(work / name)
     base = {"preset": files["train.yaml"], "replay_shards": 2}
+    # The temporary directory the runs start with: what the task processes leave behind shows.
+    machine_tmp = tmp_path_factory.mktemp("machine-tmp")
     killer = TrainKiller(work / "cache")
-    killer.start()
-    try:
-        passed = run_local(work, preset="tiny", params={**base, "criteria": files["lenient.yaml"]},
-                           progress=False)
-    finally:
-        killer.done.set()
-    rejected = run_local(work, preset="tiny", params={**base, "criteria": files["strict.yaml"]},
-                         progress=False)
-    failed = run_local(work, preset="tiny", params={**base, "dataset_uri": "s3://noa-phase0/no"},
-                       progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(machine_tmp))
+        killer.start()
+        try:
+            passed = run_local(work, preset="tiny",
+                               params={**base, "criteria": files["lenient.yaml"]},
+                               progress=False)
+        finally:
+            killer.done.set()
+        rejected = run_local(work, preset="tiny",
+                             params={**base, "criteria": files["strict.yaml"]}, progress=False)
+        failed = run_local(work, preset="tiny",
+                           params={**base, "dataset_uri": "s3://noa-phase0/no"}, progress=False)
     return {"work": work, "killed": killer.killed, "passed": passed, "rejected": rejected,
-            "failed": failed}
+            "failed": failed, "machine_tmp": machine_tmp}
 
 
 def _train_output(run: LocalRun) -> dict[str, Any]:
@@ -166,3 +171,11 @@ def test_the_local_runner_leaves_print_as_it_was(runs: dict[str, Any]) -> None:
     # kfp.local swaps builtins.print to indent task logs; left swapped, every later print in the
     # process is indented and `print` cannot be pickled.
     assert builtins.print is REAL_PRINT
+
+
+def test_the_task_processes_leave_nothing_in_the_temporary_directory(runs: dict[str, Any]
+                                                                     ) -> None:
+    # Every KFP lightweight component writes its program into `mktemp -d` and never deletes it:
+    # 3 runs, about 10 tasks each, would leave a directory apiece.
+    assert sorted(p.name for p in runs["machine_tmp"].iterdir()) == []
+    assert sorted(p.name for p in runs["work"].glob("task-tmp-*")) == []
