@@ -97,8 +97,8 @@ def test_run_opened_by_train_is_continued_by_evaluate_and_export(
     assert mv.tags[TAG_PYTORCH_MODEL_URI].startswith("models:/")
 
 
-def test_registered_onnx_model_serves_through_pyfunc(tracking_uri: str,
-                                                     stand_in: StandIn) -> None:
+def test_registered_onnx_model_serves_through_pyfunc(tracking_uri: str, stand_in: StandIn,
+                                                     tmp_path: Path) -> None:
     """Serving smoke test: ``models:/NAME@challenger`` through ``mlflow.pyfunc`` (ONNX Runtime
     behind it) predicts what ONNX Runtime predicts on the file, and the PyTorch flavour what the
     module predicts. (The comparison with ``noa predict`` is wired when that stage exists.)"""
@@ -112,11 +112,15 @@ def test_registered_onnx_model_serves_through_pyfunc(tracking_uri: str,
                    stand_in.example, lineage("serving"))
     batch = {"u": np.random.default_rng(1).standard_normal((3, 2, 4, 4)).astype(np.float32)}
 
+    # Downloads go under tmp_path: without dst_path MLflow leaves them in a mkdtemp.
+    for flavour in ("onnx", "torch"):
+        (tmp_path / flavour).mkdir()
     with fluent_uri(tracking_uri):  # pyfunc resolves models:/ URIs through the global URI
-        served = mlflow.pyfunc.load_model(f"models:/{model}@{ALIAS_CHALLENGER}").predict(batch)
+        served = mlflow.pyfunc.load_model(f"models:/{model}@{ALIAS_CHALLENGER}",
+                                          dst_path=str(tmp_path / "onnx")).predict(batch)
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         torch_uri = client.get_model_version(model, "1").tags[TAG_PYTORCH_MODEL_URI]
-        torch_model = mlflow.pytorch.load_model(torch_uri)
+        torch_model = mlflow.pytorch.load_model(torch_uri, dst_path=str(tmp_path / "torch"))
     direct = ort.InferenceSession(str(stand_in.onnx_path)).run(None, batch)[0]
     np.testing.assert_array_equal(served["u_next"], direct)
     with torch.no_grad():

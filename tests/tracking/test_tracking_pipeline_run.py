@@ -177,10 +177,14 @@ def test_registered_model_serves_what_noa_predict_predicts(
                                         np.float32)}
     torch_uri = pipeline["client"].get_model_version(pipeline["name"], "1") \
         .tags[TAG_PYTORCH_MODEL_URI]
+    # Downloads go under tmp_path: without dst_path MLflow leaves them in a mkdtemp.
+    for flavour in ("onnx", "torch"):
+        (tmp_path / flavour).mkdir()
     with fluent_uri(tracking_uri):  # pyfunc resolves models:/ through the global URI
-        served = mlflow.pyfunc.load_model(f"models:/{pipeline['name']}@{ALIAS_CHALLENGER}") \
+        served = mlflow.pyfunc.load_model(f"models:/{pipeline['name']}@{ALIAS_CHALLENGER}",
+                                          dst_path=str(tmp_path / "onnx")) \
             .predict(inputs)["u_next"]
-        torch_step = mlflow.pytorch.load_model(torch_uri)
+        torch_step = mlflow.pytorch.load_model(torch_uri, dst_path=str(tmp_path / "torch"))
     with torch.no_grad():
         by_torch = torch_step(*(torch.from_numpy(v) for v in inputs.values())).numpy()
     serving_diff = float(np.abs(served - fields[:, 1]).max())
