@@ -29,17 +29,20 @@ def evaluate(checkpoint: Input[Model], replay: Input[Dataset], tokenizer: Input[
     from noa_core.evaluation.evaluate import evaluate as evaluate_stage
     from noa_core.tracking import champion_metrics
 
-    out = Path(tempfile.mkdtemp(prefix="evaluate-", dir=Path(gate.path).parent))
     champion = champion_metrics(tracking_uri, champion_model) if champion_model else None
-    result = evaluate_stage(checkpoint.path, replay.path, tokenizer.path, out,
-                            criteria=criteria or None, tracking_uri=tracking_uri, run_id=run_id,
-                            champion_metrics=champion, progress=False)
-    shutil.copyfile(out / GATE_FILE, gate.path)
-    shutil.copyfile(out / REPORT_MD, report.path)
-    shutil.copyfile(out / REPORT_HTML, report_html.path)
+    # The stage writes a directory (its files are logged into the run too); the artifacts are
+    # copies of three of them, and the directory goes. Beside the outputs: a writable place.
+    with tempfile.TemporaryDirectory(prefix="evaluate-", dir=Path(gate.path).parent) as tmp:
+        out = Path(tmp)
+        result = evaluate_stage(checkpoint.path, replay.path, tokenizer.path, out,
+                                criteria=criteria or None, tracking_uri=tracking_uri,
+                                run_id=run_id, champion_metrics=champion, progress=False)
+        shutil.copyfile(out / GATE_FILE, gate.path)
+        shutil.copyfile(out / REPORT_MD, report.path)
+        shutil.copyfile(out / REPORT_HTML, report_html.path)
+        doc = json.loads((out / GATE_FILE).read_text())
     for key, value in flatten_metrics(result["metrics"], result["gate"]).items():
         metrics.log_metric(key, float(value))
-    doc = json.loads((out / GATE_FILE).read_text())
     gate.metadata.update({"passed": bool(doc["passed"]),
                           "failed": [c["name"] for c in doc["criteria"] if not c["passed"]]})
     outputs = namedtuple("EvaluateOutputs", ["passed", "criteria_hash"])

@@ -28,3 +28,8 @@ def test_reports_and_metrics(scored: Chain) -> None:
     assert logged["gate.passed"] in (0.0, 1.0) and "rollout_mse" in logged
     run = client_for(scored.tracking_uri).get_run(scored.outputs["train"].mlflow_run_id)
     assert run.data.metrics["rollout_mse"] == logged["rollout_mse"]
+
+
+def test_its_working_directory_goes_once_the_artifacts_are_copied(scored: Chain) -> None:
+    beside = Path(scored.artifacts["gate"].path).parent
+    assert sorted(p.name for p in beside.glob("evaluate-*")) == []
