@@ -11,7 +11,7 @@ Each DataLoader worker opens its own HDF5 handle (h5py handles must not cross a 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import h5py
@@ -25,6 +25,9 @@ from noa_core.errors import DatasetError
 
 # Below this many bytes of windows a split is read into memory once (no per-item HDF5 reads).
 PRELOAD_BYTES = 2 << 30
+# Operators per batch when a whole split is streamed (alignment targets, field statistics): a
+# `paper` train split is ~24 GB as float32, more than a node may hold beside its copies.
+STREAM_BATCH = 16
 
 
 class ReplayWindows(Dataset):
@@ -70,7 +73,10 @@ class ReplayWindows(Dataset):
         size = len(self.rows) * int(np.prod(self._span_shape)) * 4
         self._memory: torch.Tensor | None = None
         if preload if preload is not None else size <= PRELOAD_BYTES:
-            self._memory = torch.stack([self._read(i) for i in range(len(self.rows))])
+            # Filled in place: stacking per-item reads held the split twice at its peak.
+            self._memory = torch.empty((len(self.rows), *self._span_shape))
+            for i in range(len(self.rows)):
+                self._memory[i] = self._read(i)
             self._file.close()
             self._file = None
 
@@ -121,20 +127,33 @@ class ReplayWindows(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {"theta": self.theta[i], "window": self.window(i), "index": torch.tensor(i)}
 
-    def all_windows(self, k: int | None = None) -> torch.Tensor:
-        """Every window [N, M, H+1, C, H, W] from state K (for precomputing ground-truth
-        features once)."""
+    def state_batches(self, batch: int = STREAM_BATCH) -> Iterator[torch.Tensor]:
+        """Every kept state, ``batch`` operators at a time: [b, M, S, C, H, W] in row order
+        (views of the preloaded split, else read)."""
+        for lo in range(0, len(self), batch):
+            hi = min(lo + batch, len(self))
+            yield (self._memory[lo:hi] if self._memory is not None
+                   else torch.stack([self._read(i) for i in range(lo, hi)]))
+
+    def window_batches(self, k: int | None = None,
+                       batch: int = STREAM_BATCH) -> Iterator[torch.Tensor]:
+        """Every window from state K, ``batch`` operators at a time: [b, M, H+1, C, H, W]
+        (for precomputing ground-truth features once)."""
         j = self._k(k)
+        for states in self.state_batches(batch):
+            yield states.narrow(2, j, self.horizon + 1)
+
+    def all_windows(self, k: int | None = None) -> torch.Tensor:
+        """Every window [N, M, H+1, C, H, W] from state K, at once (a view when preloaded)."""
         if self._memory is not None:
-            return self._memory.narrow(2, j, self.horizon + 1)
-        return torch.stack([self._read(i).narrow(1, j, self.horizon + 1)
-                            for i in range(len(self))])
+            return self._memory.narrow(2, self._k(k), self.horizon + 1)
+        return torch.cat(list(self.window_batches(k)))
 
     def all_states(self) -> torch.Tensor:
-        """Every kept state [N, M, S, C, H, W] (for dataset-level field statistics)."""
+        """Every kept state [N, M, S, C, H, W], at once (the preloaded tensor itself)."""
         if self._memory is not None:
             return self._memory
-        return torch.stack([self._read(i) for i in range(len(self))])
+        return torch.cat(list(self.state_batches()))
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -27,6 +27,7 @@ share of the batch trains as the whole batch does (to the rounding of the final 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -58,12 +59,12 @@ class Targets:
 
 
 @torch.no_grad()
-def precompute_targets(tok: Tokenizer, extractor: FeatureExtractor, windows: torch.Tensor,
-                       batch: int = 16) -> Targets:
-    """Targets of ground-truth windows [N, M, H+1, C, H, W]."""
+def precompute_targets(tok: Tokenizer, extractor: FeatureExtractor,
+                       batches: Iterable[torch.Tensor]) -> Targets:
+    """Targets of ground-truth windows given in batches [b, M, H+1, C, H, W] (rows in order:
+    ``ReplayWindows.window_batches``), so the split is never whole in memory."""
     parts: list[Targets] = []
-    for lo in range(0, len(windows), batch):
-        w = windows[lo:lo + batch]
+    for w in batches:
         f = extractor(w)
         parts.append(Targets(tok.normalise(f), tok.latents(f),
                              tok.family_embeddings(f, w[:, :, 0].mean(1))))

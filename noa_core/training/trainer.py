@@ -51,6 +51,7 @@ from noa_core.training.checkpoint import (
 )
 from noa_core.training.curves import CURVES_FILE, plot_training_curves
 from noa_core.training.data import ReplayWindows
+from noa_core.training.field_stats import field_stats
 from noa_core.training.losses import (
     alignment_terms,
     heads_loss,
@@ -88,25 +89,6 @@ def distributed_context() -> RunContext:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return RunContext(dist.get_rank(), world, device)
-
-
-def _positive_std(x: torch.Tensor) -> torch.Tensor:
-    """Std over dim 1 of [C, n] in float64 → [C] float32, with 1 where it is zero."""
-    std = x.std(1, correction=0)
-    return torch.where(std > 0, std, torch.ones_like(std)).float()
-
-
-def field_stats(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std [C] of train windows [N, M, T, C, H, W] (dataset level)."""
-    per_channel = windows.transpose(0, 3).flatten(1).double()
-    return per_channel.mean(1).float(), _positive_std(per_channel)
-
-
-def increment_std(windows: torch.Tensor, field_std: torch.Tensor) -> torch.Tensor:
-    """Per-channel std [C] of one-step increments (u_{t+1} − u_t)/σ_f of train windows
-    [N, M, T, C, H, W] (dataset level): the context encoder's increment scale."""
-    inc = (windows[:, :, 1:] - windows[:, :, :-1]).transpose(0, 3).flatten(1).double()
-    return _positive_std(inc / field_std.double()[:, None])
 
 
 def alignment_factor(t: TrainConfig, step: int) -> float:
@@ -204,7 +186,8 @@ class Trainer:
         served = tqdm(self.contexts, desc="alignment targets", unit="K",
                       disable=not (progress and self.ctx.main))
         self.targets = {k: precompute_targets(self.tok, self.extractor,
-                                              self.train_ds.all_windows(k).to(dtype))
+                                              (w.to(dtype) for w in
+                                               self.train_ds.window_batches(k)))
                         .to(self.ctx.device) for k in served}
         # Computed on the CPU beside the replay; the prediction's features meet the frozen
         # tokenizer on the run's device.
@@ -214,9 +197,8 @@ class Trainer:
             # oneDNN convolutions with NHWC weights skip a weight reorder per call: the `small`
             # training step ran 10 % faster (bench_train.py). Unmeasured on CUDA: left as is.
             self.model.to(memory_format=torch.channels_last)
-        states = self.train_ds.all_states()
-        mean, std = field_stats(states)
-        self.model.set_field_stats(mean, std, increment_std(states, std))
+        stats = field_stats(self.train_ds.state_batches())
+        self.model.set_field_stats(stats.mean, stats.std, stats.increment_std)
         self.ddp = self.model
         if self.ctx.world > 1:
             # A step with K = 0 (or a model whose context is never fed) leaves the context

@@ -29,7 +29,7 @@ from noa_core.tokenizer.ground_truth import replay_with_ground_truth
 from noa_core.tokenizer.train import train_tokenizer
 from noa_core.training.checkpoint import save_model_checkpoint
 from noa_core.training.data import ReplayWindows
-from noa_core.training.trainer import field_stats
+from noa_core.training.field_stats import field_stats
 
 
 def one_thread() -> contextlib.AbstractContextManager[None]:
@@ -70,7 +70,8 @@ def _build_setup(root: Path, eval_cfg: NOAConfig) -> dict[str, Path]:
     model = build_model(eval_cfg)
     perturb_zero_layers(model, 0.05, torch.Generator().manual_seed(1))
     train = ReplayWindows(data, "train", eval_cfg.dynamics.feature_horizon)
-    model.set_field_stats(*field_stats(train.all_windows()))
+    stats = field_stats([train.all_windows()])
+    model.set_field_stats(stats.mean, stats.std)
     ckpt = root / "run" / "checkpoint"
     save_model_checkpoint(ckpt, model.eval(), eval_cfg,
                           feature_schema(eval_cfg.dynamics.feature_horizon), tok, {"step": 0})

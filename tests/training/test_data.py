@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from noa_core.config import NOAConfig
 from noa_core.data.generate import generate_dataset
+from noa_core.data.hdf5_reader import DatasetReader
 from noa_core.errors import DatasetError
 from noa_core.models.registry import model_inputs
 from noa_core.training.data import ReplayWindows
@@ -54,3 +56,23 @@ def test_a_replay_of_another_configuration_is_named_before_training(
                                            rf"slots and \[{c}, {2 * g}, {2 * g}\]"):
         Trainer(wider, data, tok, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_a_split_streams_in_batches_of_whole_operators_in_row_order(
+        train_data: tuple[Path, Path], train_cfg: NOAConfig, preload: bool) -> None:
+    data, _ = train_data
+    h, k = train_cfg.dynamics.feature_horizon, train_cfg.dynamics.context_max
+    ds = ReplayWindows(data, "train", h, max_context=k, preload=preload)
+    with DatasetReader(data) as r:
+        every = torch.stack([torch.from_numpy(r.trajectory(int(i))[:, :k + h + 1])
+                             for i in ds.rows])  # [N, M, K_max + H + 1, C, H, W]
+    batches = list(ds.state_batches(batch=3))
+    assert [len(b) for b in batches] == [3] * (len(ds) // 3) + ([len(ds) % 3] if len(ds) % 3
+                                                                 else [])
+    assert torch.equal(torch.cat(batches), every)
+    assert torch.equal(ds.all_states(), every)
+    for j in (0, k):
+        windows = list(ds.window_batches(j, batch=3))
+        assert torch.equal(torch.cat(windows), every[:, :, j:j + h + 1])
+        assert torch.equal(ds.all_windows(j), every[:, :, j:j + h + 1])

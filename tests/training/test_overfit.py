@@ -54,8 +54,9 @@ from noa_core.config import NOAConfig, load_config
 from noa_core.data.generate import generate_dataset
 from noa_core.dynamics.rollout import fixed_num_threads
 from noa_core.tokenizer.train import train_tokenizer
+from noa_core.training.field_stats import field_stats
 from noa_core.training.losses import alignment_terms, trajectory_loss, weighted_total
-from noa_core.training.trainer import Trainer, field_stats
+from noa_core.training.trainer import Trainer
 
 OVERFIT = """\
 extends: tiny
@@ -158,7 +159,8 @@ def restrict_train_split(trainer: Trainer, keep: torch.Tensor) -> None:
     ds.theta = ds.theta[keep]
     ds._memory = ds.all_states()[keep].clone()
     trainer.targets = {k: t.rows(keep) for k, t in trainer.targets.items()}
-    trainer.model.set_field_stats(*field_stats(ds.all_windows()))
+    stats = field_stats([ds.all_windows()])
+    trainer.model.set_field_stats(stats.mean, stats.std)
 
 
 @torch.no_grad()
