@@ -74,7 +74,7 @@ class ReplayWindows(Dataset):
         self._memory: torch.Tensor | None = None
         if preload if preload is not None else size <= PRELOAD_BYTES:
             # Filled in place: stacking per-item reads held the split twice at its peak.
-            self._memory = torch.empty((len(self.rows), *self._span_shape))
+            self._memory = torch.empty((len(self.rows), *self._span_shape), dtype=torch.float32)
             for i in range(len(self.rows)):
                 self._memory[i] = self._read(i)
             self._file.close()
