@@ -53,22 +53,42 @@ class FieldStats:
     increment_std: torch.Tensor
 
 
-def field_stats(batches: Iterable[torch.Tensor]) -> FieldStats:
-    """Statistics of the states given in batches [b, M, T, C, H, W] (T ≥ 2; increments are
-    taken along T within each batch, so a batch must hold whole trajectories). A zero std
-    becomes 1 (a constant channel is left unscaled)."""
-    states = increments = None
-    for x in batches:
+class FieldMoments:
+    """The moments of states and of their increments, added one batch at a time."""
+
+    def __init__(self) -> None:
+        self.states: ChannelMoments | None = None
+        self.increments: ChannelMoments | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        """Add states [b, M, T, C, H, W] (T ≥ 2; increments are taken along T within the
+        batch, so a batch must hold whole trajectories)."""
         if x.ndim != 6 or x.shape[2] < 2 or x.numel() == 0:
             raise ValueError(f"a batch of states of shape {tuple(x.shape)}: expected "
                              "[b, M, T, C, H, W], none empty, with T ≥ 2")
         s = ChannelMoments.of(x)
         d = ChannelMoments.of(x[:, :, 1:] - x[:, :, :-1])
-        states, increments = (s, d) if states is None else (states + s, increments + d)
-    if states is None or increments is None:
-        raise ValueError("field statistics need at least one batch of states")
-    std = _positive(states.std())
-    return FieldStats(states.mean.float(), std, _positive(increments.std() / std.double()))
+        if self.states is None or self.increments is None:
+            self.states, self.increments = s, d
+        else:
+            self.states, self.increments = self.states + s, self.increments + d
+
+    def result(self) -> FieldStats:
+        """The statistics of every state added; a zero std becomes 1 (a constant channel is
+        left unscaled)."""
+        if self.states is None or self.increments is None:
+            raise ValueError("field statistics need at least one batch of states")
+        std = _positive(self.states.std())
+        return FieldStats(self.states.mean.float(), std,
+                          _positive(self.increments.std() / std.double()))
+
+
+def field_stats(batches: Iterable[torch.Tensor]) -> FieldStats:
+    """Statistics of the states given in batches [b, M, T, C, H, W] (``FieldMoments``)."""
+    moments = FieldMoments()
+    for x in batches:
+        moments.add(x)
+    return moments.result()
 
 
 def _positive(std: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ share of the batch trains as the whole batch does (to the rounding of the final 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -57,20 +57,34 @@ class Targets:
         return Targets(self.x_norm.to(device), [z.to(device) for z in self.latents],
                        {k: v.to(device) for k, v in self.embeddings.items()})
 
+    @staticmethod
+    def cat(parts: Sequence[Targets]) -> Targets:
+        """The targets of consecutive row blocks, as one."""
+        return Targets(torch.cat([p.x_norm for p in parts]),
+                       [torch.cat(z) for z in zip(*(p.latents for p in parts), strict=True)],
+                       {k: torch.cat([p.embeddings[k] for p in parts]) for k in FAMILIES})
+
 
 @torch.no_grad()
-def precompute_targets(tok: Tokenizer, extractor: FeatureExtractor,
-                       batches: Iterable[torch.Tensor]) -> Targets:
-    """Targets of ground-truth windows given in batches [b, M, H+1, C, H, W] (rows in order:
-    ``ReplayWindows.window_batches``), so the split is never whole in memory."""
-    parts: list[Targets] = []
-    for w in batches:
-        f = extractor(w)
-        parts.append(Targets(tok.normalise(f), tok.latents(f),
-                             tok.family_embeddings(f, w[:, :, 0].mean(1))))
-    return Targets(torch.cat([p.x_norm for p in parts]),
-                   [torch.cat(z) for z in zip(*(p.latents for p in parts), strict=True)],
-                   {k: torch.cat([p.embeddings[k] for p in parts]) for k in FAMILIES})
+def window_targets(tok: Tokenizer, extractor: FeatureExtractor, windows: torch.Tensor
+                   ) -> Targets:
+    """Targets of ground-truth windows [b, M, H+1, C, H, W]."""
+    f = extractor(windows)
+    return Targets(tok.normalise(f), tok.latents(f),
+                   tok.family_embeddings(f, windows[:, :, 0].mean(1)))
+
+
+def context_targets(tok: Tokenizer, extractor: FeatureExtractor,
+                    batches: Iterable[torch.Tensor], contexts: Sequence[int], horizon: int
+                    ) -> dict[int, Targets]:
+    """Targets of the windows of H + 1 states from each state K in ``contexts``, from one pass
+    over batches of whole trajectories [b, M, S, C, H, W] (rows in order:
+    ``ReplayWindows.state_batches``): the split is read once and never whole in memory."""
+    parts: dict[int, list[Targets]] = {k: [] for k in contexts}
+    for states in batches:
+        for k in contexts:
+            parts[k].append(window_targets(tok, extractor, states.narrow(2, k, horizon + 1)))
+    return {k: Targets.cat(p) for k, p in parts.items()}
 
 
 def trajectory_loss(pred: torch.Tensor, window: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,10 @@ from noa_core.config import NOAConfig, config_from_dict, load_config
 from noa_core.data.hdf5_reader import DatasetReader
 from noa_core.dynamics.rollout import fixed_num_threads
 from noa_core.errors import ConfigError
+from noa_core.training import data as training_data
 from noa_core.training.data import ReplayWindows
+from noa_core.training.field_stats import field_stats
+from noa_core.training.losses import window_targets
 from noa_core.training.trainer import Trainer, batch_indices, context_of_step, window_offset
 
 
@@ -115,3 +118,33 @@ def test_presets_train_with_context() -> None:
         t = load_config(name).training
         assert t.context >= 1 and t.context_range is not None
         assert t.context_range[0] <= t.context <= t.context_range[1]
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_one_read_of_the_split_gives_every_k_its_targets_and_the_field_statistics(
+        train_data: tuple[Path, Path], train_cfg: NOAConfig, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, preload: bool) -> None:
+    data, tok = train_data
+    cfg = _with_training(train_cfg, context=2, context_range=[0, 2])
+    if not preload:  # as a split over PRELOAD_BYTES (paper's) is read: batch by batch
+        monkeypatch.setattr(training_data, "PRELOAD_BYTES", 0)
+    reads = []
+    real_read = ReplayWindows._read
+    monkeypatch.setattr(ReplayWindows, "_read",
+                        lambda self, i: reads.append((self.split, i)) or real_read(self, i))
+    with fixed_num_threads(1):
+        trainer = Trainer(cfg, data, tok, tmp_path, progress=False)
+    ds = trainer.train_ds
+    assert sorted(i for split, i in reads if split == "train") == list(range(len(ds)))
+    states = ds.all_states()
+    for k in (0, 1, 2):  # each K's targets from its own windows, all at once
+        want = window_targets(trainer.tok, trainer.extractor, ds.all_windows(k))
+        got = trainer.targets[k]
+        assert torch.equal(got.x_norm, want.x_norm)
+        assert all(torch.equal(a, b) for a, b in zip(got.latents, want.latents, strict=True))
+        assert all(torch.equal(got.embeddings[f], want.embeddings[f]) for f in want.embeddings)
+    stats = field_stats([states])
+    model = trainer.model
+    for name, want in (("field_mean", stats.mean), ("field_std", stats.std),
+                       ("increment_std", stats.increment_std)):
+        torch.testing.assert_close(getattr(model, name), want, rtol=1e-6, atol=0)
