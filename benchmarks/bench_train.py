@@ -23,6 +23,8 @@ Prints one JSON object:
   (2·2048³ FLOPs per product, best of ``--gemm-repeats``);
 - ``ratio`` = achieved / GEMM, against ``target`` 0.25;
 - ``device``: where the trainer runs (its own choice: CUDA when present, else the CPU);
+- ``cpu``, ``cpu_capability``: the CPU's model name and the vector instructions torch uses
+  (AVX2, AVX512): the ratio depends on them;
 - ``peak_memory_bytes``: on CUDA, the most memory the allocator held during the timed steps
   (``torch.cuda.max_memory_allocated``);
 - ``paper_gpu``: when a GPU is present, the same measurement of the ``paper`` preset with
@@ -103,6 +105,20 @@ def gemm_flops_per_s(device: torch.device, dtype: torch.dtype = torch.float32,
         _sync(device)
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n ** 3 / best
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``): the
+    ratio depends on it, since the GEMM baseline scales with the vector units and the step's
+    elementwise work does not."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _sync(device: torch.device) -> None:
@@ -238,7 +254,8 @@ def main() -> None:
     else:
         out["paper_gpu"] = measure("paper", "bf16", args, torch.bfloat16, PAPER_GEMM_N)
     out.update({"torch": torch.__version__, "threads": torch.get_num_threads(),
-                "cpus": os.cpu_count(), "machine": platform.machine(),
+                "cpus": os.cpu_count(), "machine": platform.machine(), "cpu": cpu_name(),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "load_average": [round(x, 2) for x in os.getloadavg()]})
     print(json.dumps(out, indent=2))
 
