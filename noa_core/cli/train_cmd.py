@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override training.max_steps")
     t.add_argument("--max-minutes", type=positive_float, default=None,
                    help="override training.max_minutes: a wall-clock cap on the training "
-                   "loop, which stops before one more step and the closing validation "
-                   "would overrun it")
+                   "loop, which stops before one more step (as long as the longest recent one) "
+                   "and the closing validation and checkpoint would overrun it")
     add_progress(t)
     t.set_defaults(func=_cmd_train)

@@ -252,6 +252,46 @@ def test_the_time_budget_stops_before_a_step_would_overrun_it(
     assert metrics["train_seconds"] + 7.0 + 13.0 > 60.0
 
 
+def test_the_time_budget_plans_with_the_longest_recent_step_and_the_closing_save(
+        train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake clock: steps take 3, 3, 3, 8 s in turn, a validation 13 s, a state save 3 s, both
+    every 4 steps. Planned with the last step and the validation alone, the run would take step
+    8 (8 s) at 42 s and end at 69 s; planned with the longest recent step and the save it stops
+    after step 6 and ends at 55 s."""
+    import noa_core.training.trainer as trainer_module
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["now"])
+    data, tok = train_data
+    cfg = _cfg(train_cfg, max_steps=100, max_minutes=1.0, val_every=4, checkpoint_every=4)
+    trainer = Trainer(cfg, data, tok, tmp_path, progress=False)
+    real_step, real_validate, real_save = (trainer.train_step, trainer.validate,
+                                           trainer._save_state)
+    durations = [3.0, 3.0, 3.0, 8.0]
+
+    def step(*args: Any, **kwargs: Any) -> dict[str, float] | None:
+        clock["now"] += durations[trainer.step % len(durations)]
+        return real_step(*args, **kwargs)
+
+    def validate() -> dict[str, Any]:
+        clock["now"] += 13.0
+        return real_validate()
+
+    def save() -> None:
+        clock["now"] += 3.0
+        real_save()
+
+    monkeypatch.setattr(trainer, "train_step", step)
+    monkeypatch.setattr(trainer, "validate", validate)
+    monkeypatch.setattr(trainer, "_save_state", save)
+    metrics = trainer.fit()
+    # steps 1-4 (17 s) + validation + save = 33 s, steps 5-6 → 39 s; step 7 is planned as 8 s
+    # with 16 s of close: 63 s > 60. The close then bills 13 + 3 s.
+    assert metrics["steps"] == 6
+    assert metrics["train_seconds"] == 55.0
+
+
 @pytest.mark.parametrize("offset", [None, 0, 5])
 def test_the_features_backward_over_the_gradient_window_alone_loses_nothing(
         train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path,
