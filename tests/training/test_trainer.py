@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,32 +221,40 @@ def test_the_alignment_weights_ramp_in_over_their_warm_up(train_data: tuple[Path
             torch.testing.assert_close(t["total"], w.traj * t["traj"] + a * aligned)
 
 
+def _fit_on_a_fake_clock(trainer: Trainer, monkeypatch: pytest.MonkeyPatch,
+                         step_s: list[float], val_s: float, save_s: float) -> dict[str, Any]:
+    """``trainer.fit()`` on a clock that moves only when a step (``step_s`` in turn), a
+    validation or a state save bills its seconds."""
+    import noa_core.training.trainer as trainer_module
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["now"])
+    real_step, real_validate, real_save = (trainer.train_step, trainer.validate,
+                                           trainer._save_state)
+
+    def billed(seconds: Callable[[], float], real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            clock["now"] += seconds()
+            return real(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(trainer, "train_step",
+                        billed(lambda: step_s[trainer.step % len(step_s)], real_step))
+    monkeypatch.setattr(trainer, "validate", billed(lambda: val_s, real_validate))
+    monkeypatch.setattr(trainer, "_save_state", billed(lambda: save_s, real_save))
+    return trainer.fit()
+
+
 def test_the_time_budget_stops_before_a_step_would_overrun_it(
         train_cfg: NOAConfig, train_data: tuple[Path, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """On a fake clock where every step takes 7 s and every validation 13 s, a 1-minute
     budget ends with the loop's time (closing validation included) inside the minute, and
     only when one more step and validation would not fit."""
-    import noa_core.training.trainer as trainer_module
-
-    clock = {"now": 0.0}
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["now"])
     data, tok = train_data
     cfg = _cfg(train_cfg, max_steps=100, max_minutes=1.0, val_every=4, checkpoint_every=100)
     trainer = Trainer(cfg, data, tok, tmp_path, progress=False)
-    real_step, real_validate = trainer.train_step, trainer.validate
-
-    def step(*args: Any, **kwargs: Any) -> dict[str, float] | None:  # billed 7 s
-        clock["now"] += 7.0
-        return real_step(*args, **kwargs)
-
-    def validate() -> dict[str, Any]:  # billed 13 s
-        clock["now"] += 13.0
-        return real_validate()
-
-    monkeypatch.setattr(trainer, "train_step", step)
-    monkeypatch.setattr(trainer, "validate", validate)
-    metrics = trainer.fit()
+    metrics = _fit_on_a_fake_clock(trainer, monkeypatch, [7.0], val_s=13.0, save_s=0.0)
     # steps 1–4 (28 s) + validation (13 s) = 41 s; step 5 would need 41 + 7 + 13 = 61 s > 60
     assert metrics["steps"] == 4
     assert metrics["train_seconds"] <= 60.0
@@ -259,33 +268,11 @@ def test_the_time_budget_plans_with_the_longest_recent_step_and_the_closing_save
     every 4 steps. Planned with the last step and the validation alone, the run would take step
     8 (8 s) at 42 s and end at 69 s; planned with the longest recent step and the save it stops
     after step 6 and ends at 55 s."""
-    import noa_core.training.trainer as trainer_module
-
-    clock = {"now": 0.0}
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["now"])
     data, tok = train_data
     cfg = _cfg(train_cfg, max_steps=100, max_minutes=1.0, val_every=4, checkpoint_every=4)
     trainer = Trainer(cfg, data, tok, tmp_path, progress=False)
-    real_step, real_validate, real_save = (trainer.train_step, trainer.validate,
-                                           trainer._save_state)
-    durations = [3.0, 3.0, 3.0, 8.0]
-
-    def step(*args: Any, **kwargs: Any) -> dict[str, float] | None:
-        clock["now"] += durations[trainer.step % len(durations)]
-        return real_step(*args, **kwargs)
-
-    def validate() -> dict[str, Any]:
-        clock["now"] += 13.0
-        return real_validate()
-
-    def save() -> None:
-        clock["now"] += 3.0
-        real_save()
-
-    monkeypatch.setattr(trainer, "train_step", step)
-    monkeypatch.setattr(trainer, "validate", validate)
-    monkeypatch.setattr(trainer, "_save_state", save)
-    metrics = trainer.fit()
+    metrics = _fit_on_a_fake_clock(trainer, monkeypatch, [3.0, 3.0, 3.0, 8.0], val_s=13.0,
+                                   save_s=3.0)
     # steps 1-4 (17 s) + validation + save = 33 s, steps 5-6 → 39 s; step 7 is planned as 8 s
     # with 16 s of close: 63 s > 60. The close then bills 13 + 3 s.
     assert metrics["steps"] == 6
